@@ -1,0 +1,226 @@
+"""One request gate for the whole run: rate limit, budget and abort, shared by
+every thread and every process.
+
+Design: GCRA (the generic cell rate algorithm, a token bucket of depth 1 written as
+a single "theoretical arrival time", TAT). Each request reserves the next free slot:
+``start = max(TAT, now)``, ``TAT = start + 1/rate``, then sleeps until ``start``.
+Slots are spaced exactly ``1/rate`` apart, so any one-second window holds at most
+``rate`` scheduled sends (``rate + 1`` once network jitter is allowed for), and
+when workers are faster than the rate the slots are back to back, so a long run
+achieves the full rate. A 429 / ``OVER_QUERY_LIMIT`` moves TAT forward for
+everyone (:meth:`RequestGate.defer`), so the whole run backs off at once.
+
+The state lives in a small file mapped into memory (``mmap``), created by the
+parent before any worker starts and reopened by path in each worker: a module
+global would be rebuilt in every ``spawn``/``forkserver`` child and multiply the
+rate. Updates are serialised by ``fcntl.flock`` on a descriptor each process opens
+itself: the kernel drops that lock when a holder dies, even by SIGKILL, whereas a
+``multiprocessing.Lock`` held by a killed worker stays locked forever. A
+``threading.Lock`` orders the threads of one process (flock is per descriptor,
+not per thread). ``time.monotonic`` is one clock for every process on the machine.
+
+The same record counts requests against ``max_requests`` and carries the reason a
+run was aborted (credentials refused, budget spent), so one worker's discovery
+stops every other worker before its next request.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import math
+import mmap
+import os
+import struct
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+
+from .exceptions import BudgetExhausted, RequestDenied, RunAborted, UsageError
+
+# TAT (float seconds), requests sent (int), abort kind (int), reason length (int)
+_HEADER = struct.Struct("<dqii")
+_REASON_MAX = 480
+_SIZE = 512
+_ABORT_CLASSES: dict[int, type[RunAborted]] = {1: RequestDenied, 2: BudgetExhausted}
+_ABORT_KINDS = {cls: kind for kind, cls in _ABORT_CLASSES.items()}
+# Sleep in short steps so a sleeping worker notices an abort promptly.
+_SLEEP_STEP = 0.25
+
+
+class RequestGate:
+    """What every request passes through before it is sent.
+
+    ``rate`` is requests per second for the whole run (``None`` or 0: no limit);
+    ``max_requests`` caps the requests of the run, retries included (``None``: no cap).
+    Picklable: a copy in another process shares the same state.
+    """
+
+    def __init__(
+        self,
+        rate: float | None = None,
+        max_requests: int | None = None,
+        *,
+        _clock: Callable[[], float] = time.monotonic,
+        _sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate is not None and (not math.isfinite(rate) or rate < 0):
+            raise UsageError(f"rate must be a positive number of requests per second, not {rate}")
+        if max_requests is not None and max_requests < 0:
+            raise UsageError(f"max_requests must be 0 or more, not {max_requests}")
+        self.rate = rate or None
+        self.max_requests = max_requests
+        self._clock = _clock
+        self._sleep = _sleep
+        directory = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        fd, self.path = tempfile.mkstemp(prefix="geofetch-gate-", dir=directory)
+        os.write(fd, bytes(_SIZE))
+        os.close(fd)
+        self._owner_pid = os.getpid()
+        self._reset_local()
+
+    def _reset_local(self) -> None:
+        self._pid: int | None = None
+        self._fd: int | None = None
+        self._map: mmap.mmap | None = None
+        self._thread_lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        for name in ("_pid", "_fd", "_map", "_thread_lock", "_clock", "_sleep"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._clock = time.monotonic
+        self._sleep = time.sleep
+        self._reset_local()
+
+    # -- shared record ----------------------------------------------------------
+
+    def _mapped(self) -> mmap.mmap:
+        if self._pid != os.getpid():  # first use in this process (or after fork)
+            self._fd = os.open(self.path, os.O_RDWR)
+            self._map = mmap.mmap(self._fd, _SIZE)
+            self._pid = os.getpid()
+            self._thread_lock = threading.Lock()
+        assert self._map is not None
+        return self._map
+
+    def _locked(self) -> _Locked:
+        return _Locked(self)
+
+    def _read(self) -> tuple[float, int, int, str]:
+        data = self._mapped()
+        tat, count, kind, length = _HEADER.unpack_from(data, 0)
+        reason = bytes(data[_HEADER.size : _HEADER.size + length]).decode("utf-8", "replace")
+        return tat, count, kind, reason
+
+    def _write(self, tat: float, count: int) -> None:
+        data = self._mapped()
+        _, _, kind, length = _HEADER.unpack_from(data, 0)
+        _HEADER.pack_into(data, 0, tat, count, kind, length)
+
+    # -- public -----------------------------------------------------------------
+
+    def acquire(self) -> None:
+        """Wait for this request's slot; raise :class:`RunAborted` if the run stopped."""
+        with self._locked():
+            tat, count, kind, reason = self._read()
+            if kind:
+                raise _ABORT_CLASSES[kind](reason)
+            if self.max_requests is not None and count >= self.max_requests:
+                reason = f"budget exhausted: max_requests={self.max_requests} spent"
+                self._set_abort(BudgetExhausted, reason)
+                raise BudgetExhausted(reason)
+            now = self._clock()
+            start = now
+            if self.rate:
+                start = max(tat, now)
+                tat = start + 1.0 / self.rate
+            self._write(tat, count + 1)
+        self._wait_until(start)
+
+    def _wait_until(self, start: float) -> None:
+        while True:
+            delay = start - self._clock()
+            if delay <= 0:
+                return
+            self._sleep(min(delay, _SLEEP_STEP))
+            self.check()
+
+    def defer(self, seconds: float) -> None:
+        """Push every worker's next slot at least ``seconds`` into the future."""
+        with self._locked():
+            tat, count, _, _ = self._read()
+            self._write(max(tat, self._clock() + seconds), count)
+
+    def abort(self, error: RunAborted) -> None:
+        """Stop the run: every later :meth:`acquire` raises the same error."""
+        with self._locked():
+            if not self._read()[2]:
+                self._set_abort(type(error), str(error))
+
+    def _set_abort(self, cls: type[RunAborted], reason: str) -> None:
+        kind = next((k for c, k in _ABORT_KINDS.items() if issubclass(cls, c)), 1)
+        encoded = reason.encode("utf-8")[:_REASON_MAX]
+        data = self._mapped()
+        tat, count, _, _ = _HEADER.unpack_from(data, 0)
+        data[_HEADER.size : _HEADER.size + len(encoded)] = encoded
+        _HEADER.pack_into(data, 0, tat, count, kind, len(encoded))
+
+    def check(self) -> None:
+        """Raise the run's abort error, if it has one."""
+        error = self.aborted()
+        if error is not None:
+            raise error
+
+    def aborted(self) -> RunAborted | None:
+        """The error that stopped the run, or ``None`` while it goes on."""
+        _, _, kind, reason = self._read()
+        return _ABORT_CLASSES[kind](reason) if kind else None
+
+    @property
+    def requests_sent(self) -> int:
+        """Requests let through so far, by every worker."""
+        return self._read()[1]
+
+    def close(self) -> None:
+        """Remove the shared file (the creating process only)."""
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self._pid = None
+        if os.getpid() == self._owner_pid:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+
+    def __enter__(self) -> RequestGate:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class _Locked:
+    """Hold the process-local thread lock, then the cross-process flock."""
+
+    def __init__(self, gate: RequestGate) -> None:
+        self.gate = gate
+
+    def __enter__(self) -> None:
+        self.gate._mapped()
+        self.gate._thread_lock.acquire()
+        assert self.gate._fd is not None
+        fcntl.flock(self.gate._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self.gate._fd is not None
+        fcntl.flock(self.gate._fd, fcntl.LOCK_UN)
+        self.gate._thread_lock.release()

@@ -1,0 +1,95 @@
+"""The retry policy: which errors are retried, how long to wait, how many times.
+
+Backoff is exponential with full jitter (AWS's recommendation, as urllib3's
+``Retry`` does with ``backoff_jitter``): before retry ``n`` (1-based) wait a uniform
+random time in ``[0, min(backoff_max, backoff_base * 2 ** (n - 1))]``. When the
+server sent ``Retry-After`` the wait is at least that long, and the shared
+:class:`~geofetch.ratelimit.RequestGate` is deferred by it, so every worker backs
+off, not just the one that was told.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from .exceptions import ProviderError, RateLimited, RunAborted, TransientError
+from .ratelimit import RequestGate
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """``retries`` more attempts after the first, for transient errors only.
+
+    ``backoff_base`` and ``backoff_max`` are seconds.
+    """
+
+    retries: int = 3
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+
+    def should_retry(self, error: BaseException, attempt: int) -> bool:
+        """True if ``error`` on attempt number ``attempt`` (1-based) deserves another."""
+        return isinstance(error, TransientError) and attempt <= self.retries
+
+    def delay(self, error: BaseException, attempt: int, rng: random.Random) -> float:
+        """Seconds to wait after failed attempt ``attempt`` (1-based)."""
+        ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+        wait = rng.uniform(0, ceiling)
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after:
+            wait = max(wait, min(float(retry_after), self.backoff_max * 4))
+        return wait
+
+
+@dataclass
+class Attempted:
+    """What :func:`call_with_retries` ends with: a value or the last error."""
+
+    value: object = None
+    error: ProviderError | None = None
+    attempts: int = 0
+
+
+def call_with_retries(
+    request: Callable[[], T],
+    policy: RetryPolicy,
+    gate: RequestGate | None,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    rng: random.Random | None = None,
+) -> Attempted:
+    """Call ``request`` until it answers, a permanent error, or retries run out.
+
+    Each attempt first passes ``gate`` (rate limit, budget, abort). A
+    :class:`RunAborted` from the request itself (credentials refused) aborts the
+    gate, so every other worker stops too. Non-provider exceptions propagate: the
+    engine captures them in the row.
+    """
+    rng = rng or random.Random()
+    attempt = 0
+    while True:
+        try:
+            if gate is not None:
+                gate.acquire()
+        except RunAborted as error:
+            return Attempted(error=error, attempts=attempt)
+        attempt += 1
+        try:
+            return Attempted(value=request(), attempts=attempt)
+        except RunAborted as error:
+            if gate is not None:
+                gate.abort(error)
+            return Attempted(error=error, attempts=attempt)
+        except ProviderError as error:
+            if not policy.should_retry(error, attempt):
+                return Attempted(error=error, attempts=attempt)
+            wait = policy.delay(error, attempt, rng)
+            if isinstance(error, RateLimited) and error.retry_after and gate is not None:
+                gate.defer(float(error.retry_after))
+            sleep(wait)
