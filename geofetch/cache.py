@@ -1,0 +1,190 @@
+"""The answer cache: SQLite on disk (resumable runs), or a bounded dict in memory.
+
+Only ``ok`` and ``not_found`` answers are kept, keyed by a namespace (provider and
+the settings that change its answers, such as the base URL) and the normalised
+query. Only the parent process reads and writes the cache; writes are committed
+in small batches (every ``batch_size`` answers or ``batch_seconds``), so a run
+killed by SIGKILL loses at most its last batch, and re-running the same command
+asks the provider only for what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .exceptions import CacheError
+
+SCHEMA_VERSION = 1
+DEFAULT_FILENAME = ".geofetch-cache.sqlite"
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One stored answer."""
+
+    status: str
+    lat: float | None
+    lng: float | None
+    formatted_address: str | None
+    raw: Any = None
+
+
+class MemoryCache:
+    """A bounded least-recently-used cache, for runs without a cache file."""
+
+    def __init__(self, max_entries: int = 100_000) -> None:
+        self.max_entries = max_entries
+        self._data: OrderedDict[tuple[str, str], CacheEntry] = OrderedDict()
+
+    def get(self, namespace: str, key: str) -> CacheEntry | None:
+        entry = self._data.get((namespace, key))
+        if entry is not None:
+            self._data.move_to_end((namespace, key))
+        return entry
+
+    def put(self, namespace: str, key: str, entry: CacheEntry) -> None:
+        self._data[(namespace, key)] = entry
+        self._data.move_to_end((namespace, key))
+        if len(self._data) > self.max_entries:
+            self._data.popitem(last=False)
+
+    def flush(self) -> None:
+        """Nothing to write."""
+
+    def close(self) -> None:
+        self._data.clear()
+
+
+class SQLiteCache:
+    """Answers in a SQLite file (WAL mode), committed in small batches."""
+
+    def __init__(self, path: str | os.PathLike[str], *, batch_size: int = 50,
+                 batch_seconds: float = 1.0) -> None:
+        self.path = Path(path)
+        self.batch_size = batch_size
+        self.batch_seconds = batch_seconds
+        self._unsaved = 0
+        self._last_commit = time.monotonic()
+        try:
+            if self.path.parent and not self.path.parent.exists():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(self.path), isolation_level="DEFERRED")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._prepare()
+        except sqlite3.DatabaseError as exc:
+            raise CacheError(f"cache {self.path} is not a usable geofetch cache ({exc}); "
+                             "remove it or pass --no-cache") from None
+        except OSError as exc:
+            raise CacheError(f"cannot open cache {self.path}: {exc.strerror or exc}") from None
+
+    def _prepare(self) -> None:
+        db = self._db
+        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if tables - {"meta"}:
+                raise CacheError(f"cache {self.path} was not written by geofetch; "
+                                 "remove it or pass --no-cache")
+            db.execute(
+                "CREATE TABLE answers (namespace TEXT NOT NULL, query TEXT NOT NULL, "
+                "status TEXT NOT NULL, lat REAL, lng REAL, formatted_address TEXT, raw TEXT, "
+                "stored_at REAL NOT NULL, PRIMARY KEY (namespace, query))"
+            )
+            db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            db.commit()
+        elif row[0] != str(SCHEMA_VERSION):
+            raise CacheError(f"cache {self.path} has format {row[0]}, this geofetch reads "
+                             f"format {SCHEMA_VERSION}; remove it or pass --cache NEWPATH")
+
+    def get(self, namespace: str, key: str) -> CacheEntry | None:
+        row = self._db.execute(
+            "SELECT status, lat, lng, formatted_address, raw FROM answers "
+            "WHERE namespace = ? AND query = ?",
+            (namespace, key),
+        ).fetchone()
+        if row is None:
+            return None
+        return CacheEntry(row[0], row[1], row[2], row[3], json.loads(row[4]) if row[4] else None)
+
+    def put(self, namespace: str, key: str, entry: CacheEntry) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (namespace, key, entry.status, entry.lat, entry.lng, entry.formatted_address,
+             json.dumps(entry.raw, ensure_ascii=False) if entry.raw is not None else None,
+             time.time()),
+        )
+        self._unsaved += 1
+        if (self._unsaved >= self.batch_size
+                or time.monotonic() - self._last_commit >= self.batch_seconds):
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit what is not yet on disk."""
+        if self._unsaved:
+            self._db.commit()
+        self._unsaved = 0
+        self._last_commit = time.monotonic()
+
+    def stats(self) -> dict[str, Any]:
+        """Entries per namespace and the size on disk in bytes."""
+        per_namespace = dict(self._db.execute(
+            "SELECT namespace, COUNT(*) FROM answers GROUP BY namespace ORDER BY namespace"))
+        size = sum(p.stat().st_size for p in self._files() if p.exists())
+        return {"path": str(self.path), "entries": sum(per_namespace.values()),
+                "per_namespace": per_namespace, "bytes": size}
+
+    def clear(self) -> int:
+        """Delete every entry; return how many there were."""
+        count = self._db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+        self._db.execute("DELETE FROM answers")
+        self._db.commit()
+        self._db.execute("VACUUM")
+        return int(count)
+
+    def _files(self) -> list[Path]:
+        return [self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")]
+
+    def close(self) -> None:
+        try:
+            self.flush()
+            self._db.close()
+        except sqlite3.ProgrammingError:
+            pass
+
+
+Cache = MemoryCache | SQLiteCache
+
+
+def user_cache_dir() -> Path:
+    """``$GEOFETCH_CACHE_DIR``, else ``$XDG_CACHE_HOME/geofetch``, else ``~/.cache/geofetch``."""
+    if os.environ.get("GEOFETCH_CACHE_DIR"):
+        return Path(os.environ["GEOFETCH_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "geofetch"
+
+
+def default_cache_path(output: str | None) -> Path:
+    """Beside OUTPUT when writing to a file, else in the user cache directory."""
+    if output and output != "-":
+        return Path(output).resolve().parent / DEFAULT_FILENAME
+    return user_cache_dir() / "cache.sqlite"
+
+
+def open_cache(cache: Any) -> Cache | None:
+    """Library ``cache=``: a path opens a SQLite cache, ``None``/``False`` none at all."""
+    if cache is None or cache is False:
+        return None
+    if isinstance(cache, MemoryCache | SQLiteCache):
+        return cache
+    if isinstance(cache, str | os.PathLike):
+        return SQLiteCache(cache)
+    raise CacheError(f"cache must be a path, None or False, not {type(cache).__name__}")

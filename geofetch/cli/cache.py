@@ -1,0 +1,9 @@
+"""``geofetch cache``: not built yet."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    subparsers.add_parser("cache", help="(not built yet)")

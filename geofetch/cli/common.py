@@ -1,0 +1,193 @@
+"""What ``geocode`` and ``fetch`` share: pool/rate/retry/format flags, and running a
+job from an input table to a writer with progress, signals and the summary."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import IO, Any
+
+from ..cache import SQLiteCache, default_cache_path
+from ..executors import EXECUTORS
+from ..io.readers import Table
+from ..io.writers import FORMATS, make_writer
+from ..job import Job
+from ..redact import RedactingFilter
+from .env import Environment, ExitStatus
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, not {text}")
+    return value
+
+
+def add_run_options(parser: argparse.ArgumentParser, *, what: str) -> None:
+    """The input, output, pool, rate, retry and format flags."""
+    parser.add_argument("input", metavar="INPUT",
+                        help=f"CSV with a header, text file with one {what} per line, or -")
+    parser.add_argument("-o", "--output", metavar="OUTPUT", help="output file (default: stdout)")
+    parser.add_argument("--column", metavar="NAME", help=f"CSV column holding the {what}")
+    parser.add_argument("--executor", choices=EXECUTORS, default="thread",
+                        help="thread (default), process or serial")
+    parser.add_argument("--workers", type=positive_int, metavar="N",
+                        help="pool size (default: 8 threads, or one process per CPU)")
+    parser.add_argument("--rate", type=non_negative_float, metavar="PER_SECOND",
+                        help="requests per second for the whole run (0: no limit)")
+    parser.add_argument("--format", choices=FORMATS,
+                        help="csv (default; table on a terminal), jsonl, geojson or table")
+    parser.add_argument("--retries", type=non_negative_int, default=3, metavar="N",
+                        help="more attempts for transient errors (default 3)")
+    parser.add_argument("--timeout", type=non_negative_float, default=10.0, metavar="SECONDS",
+                        help="per-request timeout (default 10)")
+    cache = parser.add_mutually_exclusive_group()
+    cache.add_argument("--cache", metavar="PATH", help="SQLite cache file")
+    cache.add_argument("--no-cache", action="store_true", help="neither read nor write a cache")
+    parser.add_argument("--max-requests", type=non_negative_int, metavar="N",
+                        help="stop after N HTTP requests, retries included")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log to stderr (-vv for debug)")
+
+
+def open_cache_for(args: argparse.Namespace, cacheable: bool) -> SQLiteCache | None:
+    """The run's SQLite cache, per --cache / --no-cache and the output's location."""
+    if not cacheable or args.no_cache:
+        return None
+    return SQLiteCache(args.cache or default_cache_path(args.output))
+
+
+def setup_logging(verbosity: int, stream: IO[str], secrets: tuple[str, ...]) -> None:
+    """-v: INFO, -vv: DEBUG, to stderr, with every secret masked."""
+    if not verbosity:
+        return
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter(secrets))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbosity > 1 else logging.INFO)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C but with exit status 143."""
+
+
+@contextlib.contextmanager
+def signals_to(job: Job[Any]) -> Iterator[None]:
+    """While the job runs, SIGINT and SIGTERM ask it to stop, drain and flush."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_signal(signum: int, frame: object) -> None:
+        job.interrupt(Terminated() if signum == signal.SIGTERM else KeyboardInterrupt())
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def open_output(args: argparse.Namespace, env: Environment) -> tuple[IO[str], str]:
+    """The output stream and its format (table when writing to a terminal)."""
+    if args.output and args.output != "-":
+        try:
+            stream: IO[str] = open(args.output, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        except OSError as exc:
+            from ..exceptions import InputError
+
+            raise InputError(f"cannot write {args.output}: {exc.strerror}") from None
+        return stream, args.format or "csv"
+    fmt = args.format or ("table" if env.stdout_isatty else "csv")
+    return env.stdout, fmt
+
+
+def execute(
+    job: Job[Any],
+    table: Table,
+    fields: tuple[str, ...],
+    args: argparse.Namespace,
+    env: Environment,
+    on_row: Callable[[Any], None] | None = None,
+) -> int:
+    """Run ``job`` over ``table``, writing each row in order; return the exit status."""
+    stream, fmt = open_output(args, env)
+    rows: deque[list[str]] = deque()
+    column = table.column
+
+    def queries() -> Iterator[str]:
+        for row in table.rows:
+            rows.append(row)
+            yield row[column] if column < len(row) else ""
+
+    job.queries = queries()
+    writer = make_writer(fmt, stream, table.header, fields)
+    bar = _progress_bar(args, env, table.line_count)
+    status: int = ExitStatus.OK
+    try:
+        with signals_to(job):
+            for result in job:
+                writer.write(rows.popleft(), result)
+                if bar is not None:
+                    bar.update(1)
+                if on_row is not None:
+                    on_row(result)
+    except Terminated:
+        status = ExitStatus.TERMINATED
+    except KeyboardInterrupt:
+        status = ExitStatus.INTERRUPTED
+    finally:
+        if bar is not None:
+            bar.close()
+        writer.close()
+        if stream is not env.stdout:
+            stream.close()
+        if job.cache is not None:
+            job.cache.close()
+    env.stderr.write(job.summary() + "\n")
+    if status:
+        env.stderr.write("geofetch: interrupted; rows done so far are written\n")
+        return status
+    if job.aborted is not None:
+        env.stderr.write(f"geofetch: run aborted: {job.aborted}\n")
+        return ExitStatus.ABORTED
+    return ExitStatus.FAILED_ROWS if job.counts["failed"] else ExitStatus.OK
+
+
+def _progress_bar(args: argparse.Namespace, env: Environment, total: int | None) -> Any:
+    if args.no_progress or not env.stderr_isatty:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, file=env.stderr, unit="row", dynamic_ncols=True, leave=False)
+
+
+def stdin_for(env: Environment) -> IO[str]:
+    return env.stdin if env.stdin is not None else sys.stdin

@@ -1,0 +1,342 @@
+"""Thread, process and serial executors behind one small interface.
+
+::
+
+    engine (parent)                                   each worker
+    submit(task_id, payload) ──► thread pool queue ─┐
+                              └► pipe of one worker ─┴► fn = make_worker()   (once)
+    completed(timeout) ◄──── (task_id, outcome) ◄──────  outcome = capture(fn, payload)
+
+An outcome is ``("value", v)``, ``("error", "Class: message")`` (the task raised,
+whatever it raised, ``SystemExit`` included) or ``("lost", "WorkerDied: ...")``
+(the worker process died under the task). Nothing a task does escapes.
+
+The process executor keeps its own small pool of ``multiprocessing`` processes, one
+duplex pipe each, rather than ``multiprocessing.Pool``: Pool loses the task of a
+worker that dies and waits for it forever (bpo-22393), and a worker killed while
+idle can leave Pool's shared queue lock held. Here each worker owns its pipe, the
+parent knows which tasks it holds, and ``connection.wait`` on the process
+sentinels sees a death at once: the running task is reported ``lost`` (the engine
+retries it once), the tasks queued behind it go back in line, and a new worker
+takes its place. Workers are started with ``forkserver`` (``spawn`` where that is
+missing): forking a parent that already runs threads is unsafe.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.connection import wait as wait_for_ready
+from typing import Any
+
+from .exceptions import UsageError, describe
+
+Outcome = tuple[str, Any]
+Completed = list[tuple[int, Outcome]]
+WorkerFactory = Callable[[], Callable[[Any], Any]]
+
+EXECUTORS = ("thread", "process", "serial")
+
+
+def capture(fn: Callable[[Any], Any] | None, payload: Any, init_error: str = "") -> Outcome:
+    """Run one task and turn whatever happens into an outcome."""
+    if fn is None:
+        return ("error", init_error)
+    try:
+        return ("value", fn(payload))
+    except BaseException as exc:  # noqa: BLE001 - a task's SystemExit is still its own row
+        return ("error", describe(exc))
+
+
+def default_workers(kind: str) -> int:
+    """Thread: 8; process: the CPU count; serial: 1."""
+    if kind == "thread":
+        return 8
+    if kind == "process":
+        return os.cpu_count() or 1
+    return 1
+
+
+class Executor(ABC):
+    """Runs tasks somewhere and reports each outcome exactly once."""
+
+    kind: str
+    workers: int
+
+    @abstractmethod
+    def submit(self, task_id: int, payload: Any) -> None:
+        """Queue one task."""
+
+    @abstractmethod
+    def completed(self, timeout: float | None) -> Completed:
+        """Outcomes finished since the last call; waits up to ``timeout`` s for one."""
+
+    @abstractmethod
+    def shutdown(self, *, wait: bool = True) -> None:
+        """Stop every worker; with ``wait=False``, don't wait for running tasks."""
+
+    @property
+    def capacity(self) -> int:
+        """How many queued tasks keep every worker busy."""
+        return self.workers * 2
+
+
+class SerialExecutor(Executor):
+    """Runs each task in the calling thread when it is submitted."""
+
+    kind = "serial"
+
+    def __init__(self, make_worker: WorkerFactory, workers: int = 1) -> None:
+        self.workers = 1
+        self._make_worker = make_worker
+        self._fn: Callable[[Any], Any] | None = None
+        self._done: Completed = []
+
+    def submit(self, task_id: int, payload: Any) -> None:
+        if self._fn is None:
+            outcome = capture(lambda _: self._make_worker(), None)
+            if outcome[0] == "error":
+                self._done.append((task_id, outcome))
+                return
+            self._fn = outcome[1]
+        self._done.append((task_id, capture(self._fn, payload)))
+
+    def completed(self, timeout: float | None) -> Completed:
+        done, self._done = self._done, []
+        return done
+
+    def shutdown(self, *, wait: bool = True) -> None:
+        self._fn = None
+
+
+class ThreadExecutor(Executor):
+    """A ``ThreadPoolExecutor``; each thread builds its own worker function once."""
+
+    kind = "thread"
+
+    def __init__(self, make_worker: WorkerFactory, workers: int) -> None:
+        self.workers = workers
+        self._make_worker = make_worker
+        self._local = threading.local()
+        self._done: queue.SimpleQueue[tuple[int, Outcome]] = queue.SimpleQueue()
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="geofetch-worker")
+
+    def _run(self, task_id: int, payload: Any) -> None:
+        fn = getattr(self._local, "fn", None)
+        if fn is None:
+            built = capture(lambda _: self._make_worker(), None)
+            if built[0] == "error":
+                self._done.put((task_id, built))
+                return
+            fn = self._local.fn = built[1]
+        self._done.put((task_id, capture(fn, payload)))
+
+    def submit(self, task_id: int, payload: Any) -> None:
+        self._pool.submit(self._run, task_id, payload)
+
+    def completed(self, timeout: float | None) -> Completed:
+        try:
+            done = [self._done.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                done.append(self._done.get_nowait())
+            except queue.Empty:
+                return done
+
+    def shutdown(self, *, wait: bool = True) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=True)
+
+
+def _process_main(conn: Any, make_worker: WorkerFactory) -> None:
+    """A worker process: build the worker function once, then serve tasks."""
+    # Ctrl-C reaches the whole process group; the parent decides what it means.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    fn, init_error = None, ""
+    try:
+        fn = make_worker()
+    except BaseException as exc:  # noqa: BLE001
+        init_error = describe(exc)
+    while True:
+        try:
+            batch = conn.recv()
+        except (EOFError, OSError):
+            return
+        if batch is None:
+            return
+        for task_id, payload in batch:
+            outcome = capture(fn, payload, init_error)
+            try:
+                conn.send((task_id, outcome))
+            except (EOFError, OSError):
+                return
+            except Exception as exc:  # noqa: BLE001 - the value would not pickle
+                conn.send((task_id, ("error", f"UnpicklableResult: {describe(exc)}")))
+
+
+class _Worker:
+    def __init__(self, process: Any, conn: Any) -> None:
+        self.process = process
+        self.conn = conn
+        self.outstanding: deque[tuple[int, Any]] = deque()
+        self.dead = False
+
+
+class ProcessExecutor(Executor):
+    """Worker processes fed through one pipe each, healed when one dies."""
+
+    kind = "process"
+
+    def __init__(
+        self,
+        make_worker: WorkerFactory,
+        workers: int,
+        *,
+        start_method: str | None = None,
+        prefetch: int = 2,
+        batch: int = 16,
+    ) -> None:
+        self.workers = workers
+        self._make_worker = make_worker
+        self._ctx = multiprocessing.get_context(start_method or default_start_method())
+        self._prefetch = prefetch
+        self._batch = batch
+        self._pending: deque[tuple[int, Any]] = deque()
+        self._pool: list[_Worker] = []
+        self._closed = False
+        for _ in range(workers):
+            self._pool.append(self._spawn())
+
+    @property
+    def capacity(self) -> int:
+        return self.workers * self._prefetch * self._batch
+
+    def _spawn(self) -> _Worker:
+        parent_conn, child_conn = self._ctx.Pipe(duplex=True)
+        process = self._ctx.Process(
+            target=_process_main,
+            args=(child_conn, self._make_worker),
+            name="geofetch-worker",
+            daemon=True,
+        )
+        process.start()
+        child_conn.close()
+        return _Worker(process, parent_conn)
+
+    def pids(self) -> list[int]:
+        """Process ids of the live workers (for tests and diagnostics)."""
+        return [w.process.pid for w in self._pool if not w.dead]
+
+    def submit(self, task_id: int, payload: Any) -> None:
+        self._pending.append((task_id, payload))
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        live = [w for w in self._pool if not w.dead]
+        if not self._pending or not live:
+            return
+        # Small batches when work is scarce (slow network tasks spread over every
+        # worker), larger ones when it is plentiful (cheap tasks, fewer messages).
+        share = max(1, min(self._batch, -(-len(self._pending) // len(live))))
+        for worker in live:
+            while self._pending and len(worker.outstanding) < self._prefetch * share:
+                batch = [self._pending.popleft() for _ in range(min(share, len(self._pending)))]
+                worker.outstanding.extend(batch)
+                try:
+                    worker.conn.send(batch)
+                except (OSError, EOFError):
+                    break  # it died: its sentinel reports it, its tasks are requeued
+
+    def completed(self, timeout: float | None) -> Completed:
+        live = [w for w in self._pool if not w.dead]
+        handles = [w.conn for w in live] + [w.process.sentinel for w in live]
+        ready = set(wait_for_ready(handles, timeout))
+        done: Completed = []
+        for worker in live:
+            if worker.conn in ready:
+                self._receive(worker, done)
+            if worker.process.sentinel in ready or worker.dead:
+                self._bury(worker, done)
+        self._dispatch()
+        return done
+
+    def _receive(self, worker: _Worker, done: Completed) -> None:
+        try:
+            while worker.conn.poll():
+                task_id, outcome = worker.conn.recv()
+                self._forget(worker, task_id)
+                done.append((task_id, outcome))
+        except (EOFError, OSError):
+            worker.dead = True
+
+    @staticmethod
+    def _forget(worker: _Worker, task_id: int) -> None:
+        for i, (tid, _) in enumerate(worker.outstanding):
+            if tid == task_id:
+                del worker.outstanding[i]
+                return
+
+    def _bury(self, worker: _Worker, done: Completed) -> None:
+        """A worker died: report its running task lost, requeue the rest, replace it."""
+        self._receive(worker, done)  # answers it sent before dying still count
+        worker.dead = True
+        worker.process.join(timeout=5)
+        code = worker.process.exitcode
+        if worker.outstanding:
+            task_id, _ = worker.outstanding.popleft()
+            cause = f"signal {-code}" if code is not None and code < 0 else f"code {code}"
+            done.append((task_id, ("lost", f"WorkerDied: worker process exited with {cause}")))
+            self._pending.extendleft(reversed(worker.outstanding))
+            worker.outstanding.clear()
+        worker.conn.close()
+        self._pool.remove(worker)
+        if not self._closed:
+            self._pool.append(self._spawn())
+
+    def shutdown(self, *, wait: bool = True) -> None:
+        self._closed = True
+        self._pending.clear()
+        for worker in self._pool:
+            try:
+                worker.conn.send(None)
+            except (OSError, EOFError, ValueError):
+                pass
+        for worker in self._pool:
+            worker.process.join(timeout=5 if wait else 0.5)
+            if worker.process.is_alive():
+                worker.process.terminate()
+                worker.process.join(timeout=2)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+            worker.conn.close()
+        self._pool.clear()
+
+
+def default_start_method() -> str:
+    """``forkserver`` where the platform has it, else ``spawn``."""
+    methods = multiprocessing.get_all_start_methods()
+    return "forkserver" if "forkserver" in methods else "spawn"
+
+
+def make_executor(kind: str, make_worker: WorkerFactory, workers: int | None = None) -> Executor:
+    """Build the executor called ``kind`` with ``workers`` workers (its default if None)."""
+    if kind not in EXECUTORS:
+        raise UsageError(f"unknown executor {kind!r}; choose one of: {', '.join(EXECUTORS)}")
+    if workers is None:
+        workers = default_workers(kind)
+    if workers < 1:
+        raise UsageError(f"workers must be at least 1, not {workers}")
+    if kind == "serial":
+        return SerialExecutor(make_worker)
+    if kind == "thread":
+        return ThreadExecutor(make_worker, workers)
+    return ProcessExecutor(make_worker, workers)

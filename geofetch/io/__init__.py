@@ -1,0 +1,1 @@
+"""Reading place lists and writing results, one module per direction."""

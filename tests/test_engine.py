@@ -1,0 +1,180 @@
+"""The engine: ordered streaming, per-task capture, dedup, bounded memory, stops."""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing
+import pickle
+
+import pytest
+
+from geofetch import geocode_many, iter_geocode
+from geofetch.engine import Plan, Run
+from geofetch.executors import ProcessExecutor, make_executor
+from geofetch.exceptions import UsageError
+
+from .fakes import FakeProvider
+
+MIXED = ["Berlin", "boom", "", "  ", "exit", "interrupt", "nothing", "Osaka", "x" * 1001,
+         "Berlin", "Zadar"] * 3
+
+
+def _summary(results):
+    return [(r.query, r.status, r.lat, r.lng, r.formatted_address, r.error) for r in results]
+
+
+@pytest.mark.timeout(120)
+def test_every_executor_gives_identical_ordered_output():
+    outputs = {
+        kind: _summary(geocode_many(MIXED, provider=FakeProvider(), executor=kind, workers=3))
+        for kind in ("serial", "thread", "process")
+    }
+    assert outputs["serial"] == outputs["thread"] == outputs["process"]
+    rows = outputs["serial"]
+    assert [r[0] for r in rows] == MIXED
+    statuses = dict((q, (s, e)) for q, s, *_, e in rows)
+    assert statuses["Berlin"] == ("ok", None)
+    assert statuses["boom"] == ("failed", "RuntimeError: kaboom")
+    assert statuses["exit"] == ("failed", "SystemExit: 4")
+    assert statuses["interrupt"] == ("failed", "KeyboardInterrupt: interrupted")
+    assert statuses["nothing"] == ("not_found", None)
+    assert statuses[""][0] == statuses["  "][0] == statuses["x" * 1001][0] == "invalid"
+    for query, status, lat, lng, address, error in rows:
+        if status != "ok":
+            assert lat is None and lng is None and address is None
+            assert bool(error) == (status != "not_found")
+        else:
+            assert error is None and address == query.upper()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("killer", ["die", "sigkill"])
+def test_dead_worker_process_is_retried_once_then_failed(killer):
+    queries = ["a", "bb", killer, "ccc", "dd", "e", "ff"] * 2
+    results = geocode_many(queries, provider=FakeProvider(), executor="process", workers=2)
+    assert [r.query for r in results] == queries
+    for r in results:
+        if r.query == killer:
+            assert r.status == "failed"
+            assert r.error.startswith("WorkerDied: worker process exited with")
+        else:
+            assert r.status == "ok", r
+    assert multiprocessing.active_children() == []
+
+
+@pytest.mark.timeout(120)
+def test_unpicklable_result_is_captured_in_its_row():
+    results = geocode_many(["a", "unpicklable", "b"], provider=FakeProvider(),
+                           executor="process", workers=1)
+    assert [r.status for r in results] == ["ok", "failed", "ok"]
+    assert results[1].error.startswith("UnpicklableResult: ")
+
+
+def _double(x):
+    return x * 2
+
+
+def _factory():
+    return _double
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["serial", "thread", "process"])
+def test_identical_keys_in_flight_are_run_once(kind):
+    items = [i % 5 for i in range(200)]
+    run = Run(items, make_executor(kind, _factory, 2),
+              plan=lambda i: Plan(key=i, payload=i), finish=lambda i, v: (i, v),
+              fail=lambda i, e: (i, e), window=1000)
+    assert list(run) == [(i, i * 2) for i in items]
+    assert run.submitted <= 5 * 2  # at most once per key per pass through the window
+    assert run.submitted >= 5
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["serial", "thread", "process"])
+def test_input_is_read_only_a_window_ahead(kind):
+    pulled = 0
+    consumed = 0
+    max_lag = 0
+
+    def items():
+        nonlocal pulled
+        for i in range(5000):
+            pulled += 1
+            yield i
+
+    run = Run(items(), make_executor(kind, _factory, 2),
+              plan=lambda i: Plan(payload=i), finish=lambda i, v: v,
+              fail=lambda i, e: e, window=64)
+    for value in run:
+        assert value == consumed * 2
+        consumed += 1
+        max_lag = max(max_lag, pulled - consumed)
+    assert consumed == 5000
+    assert max_lag <= 64
+
+
+@pytest.mark.timeout(60)
+def test_stop_finishes_the_rest_with_stopped_results():
+    run = Run(range(1000), make_executor("serial", _factory),
+              plan=lambda i: Plan(payload=i), finish=lambda i, v: ("done", i),
+              fail=lambda i, e: ("failed", i), stopped=lambda i: ("stopped", i), window=10)
+    out = []
+    for result in run:
+        out.append(result)
+        if len(out) == 5:
+            run.stop()
+    assert [i for _, i in out] == list(range(1000))
+    assert out[0] == ("done", 0)
+    assert out[-1] == ("stopped", 999)
+    assert sum(1 for kind, _ in out if kind == "done") < 50
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["thread", "process"])
+def test_interrupt_yields_a_finished_prefix_then_raises(kind):
+    run = Run(range(100_000), make_executor(kind, _factory, 2),
+              plan=lambda i: Plan(payload=i), finish=lambda i, v: v,
+              fail=lambda i, e: e)
+    seen = []
+    with pytest.raises(KeyboardInterrupt):
+        for value in run:
+            seen.append(value)
+            if len(seen) == 100:
+                run.interrupt(KeyboardInterrupt())
+    assert seen == [2 * i for i in range(len(seen))]
+    assert len(seen) < 100_000
+    assert multiprocessing.active_children() == []
+
+
+@pytest.mark.timeout(60)
+def test_iter_geocode_streams_a_generator():
+    def places():
+        for i in range(20_000):
+            yield f"place{i}"
+
+    count = 0
+    for count, result in enumerate(iter_geocode(places(), provider=FakeProvider()), 1):
+        assert result.query == f"place{count - 1}"
+    assert count == 20_000
+
+
+def test_bad_executor_options_are_usage_errors():
+    with pytest.raises(UsageError, match="unknown executor 'fork'"):
+        geocode_many(["a"], provider=FakeProvider(), executor="fork")
+    with pytest.raises(UsageError, match="workers must be at least 1"):
+        geocode_many(["a"], provider=FakeProvider(), workers=0)
+
+
+@pytest.mark.timeout(60)
+def test_process_workers_are_gone_after_shutdown():
+    executor = ProcessExecutor(functools.partial(_factory), 2)
+    pids = executor.pids()
+    assert len(pids) == 2
+    executor.shutdown()
+    assert multiprocessing.active_children() == []
+
+
+def test_results_pickle():
+    result = geocode_many(["Berlin"], provider=FakeProvider())[0]
+    assert pickle.loads(pickle.dumps(result)) == result
