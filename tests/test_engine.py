@@ -10,8 +10,8 @@ import pytest
 
 from geofetch import geocode_many, iter_geocode
 from geofetch.engine import Plan, Run
-from geofetch.executors import ProcessExecutor, make_executor
 from geofetch.exceptions import UsageError
+from geofetch.executors import ProcessExecutor, make_executor
 
 from .fakes import FakeProvider
 

@@ -1,0 +1,159 @@
+"""The request gate: GCRA spacing, shared state across processes, budget, abort.
+
+Logic is tested on a fake clock (no sleeping); the real-time behaviour across
+threads and processes is proven against a real server in test_loopback_rate.py.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import signal
+
+import pytest
+
+from geofetch.exceptions import BudgetExhausted, RequestDenied, UsageError
+from geofetch.ratelimit import RequestGate
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def _gate(rate=None, max_requests=None):
+    clock = FakeClock()
+    return RequestGate(rate, max_requests, _clock=clock.time, _sleep=clock.sleep), clock
+
+
+def test_slots_are_spaced_one_over_rate():
+    gate, clock = _gate(rate=4)
+    starts = []
+    for _ in range(9):
+        gate.acquire()
+        starts.append(clock.now)
+    gate.close()
+    gaps = [round(b - a, 9) for a, b in zip(starts, starts[1:], strict=False)]
+    assert gaps == [0.25] * 8
+    assert starts[0] == 1000.0  # the first request goes at once
+
+
+def test_idle_time_is_not_banked_as_a_burst():
+    gate, clock = _gate(rate=2)
+    gate.acquire()
+    clock.now += 60  # a long pause
+    starts = []
+    for _ in range(3):
+        gate.acquire()
+        starts.append(clock.now)
+    gate.close()
+    assert starts == [1060.0, 1060.5, 1061.0]
+
+
+def test_defer_moves_everyones_next_slot():
+    gate, clock = _gate(rate=10)
+    gate.acquire()
+    gate.defer(5)
+    gate.acquire()
+    gate.close()
+    assert clock.now == pytest.approx(1005.0)
+
+
+def test_budget_counts_every_request_then_aborts():
+    gate, _ = _gate(max_requests=3)
+    for _ in range(3):
+        gate.acquire()
+    with pytest.raises(BudgetExhausted, match="budget exhausted"):
+        gate.acquire()
+    with pytest.raises(BudgetExhausted):
+        gate.acquire()
+    assert gate.requests_sent == 3
+    assert isinstance(gate.aborted(), BudgetExhausted)
+    gate.close()
+
+
+def test_abort_stops_every_later_request():
+    gate, _ = _gate()
+    gate.acquire()
+    gate.abort(RequestDenied("The provided API key is invalid."))
+    with pytest.raises(RequestDenied, match="API key is invalid"):
+        gate.acquire()
+    gate.abort(BudgetExhausted("later reason"))  # the first reason stays
+    assert str(gate.aborted()) == "The provided API key is invalid."
+    gate.close()
+
+
+def test_bad_rates_are_usage_errors():
+    with pytest.raises(UsageError):
+        RequestGate(-1)
+    with pytest.raises(UsageError):
+        RequestGate(float("inf"))
+
+
+def test_gate_pickles_to_the_same_shared_state():
+    with RequestGate(rate=None, max_requests=10) as gate:
+        gate.acquire()
+        copy = pickle.loads(pickle.dumps(gate))
+        copy.acquire()
+        assert gate.requests_sent == 2
+        assert copy.requests_sent == 2
+
+
+def test_close_removes_the_shared_file():
+    gate = RequestGate(5)
+    gate.acquire()
+    assert os.path.exists(gate.path)
+    gate.close()
+    assert not os.path.exists(gate.path)
+
+
+def _hold_lock_then_die(gate: RequestGate) -> None:
+    gate._locked().__enter__()  # take the cross-process lock and never release it
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("method", ["spawn", "forkserver", "fork"])
+def test_a_worker_killed_holding_the_lock_does_not_block_the_rest(method):
+    if method not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"{method} is not available here")
+    ctx = multiprocessing.get_context(method)
+    with RequestGate(rate=None, max_requests=100) as gate:
+        process = ctx.Process(target=_hold_lock_then_die, args=(gate,))
+        process.start()
+        process.join(30)
+        assert process.exitcode == -signal.SIGKILL
+        gate.acquire()  # would hang forever with a multiprocessing.Lock
+        assert gate.requests_sent == 1
+
+
+def _count_requests(gate: RequestGate, n: int) -> None:
+    for _ in range(n):
+        gate.acquire()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("method", ["spawn", "forkserver", "fork"])
+def test_processes_share_one_budget(method):
+    if method not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"{method} is not available here")
+    ctx = multiprocessing.get_context(method)
+    with RequestGate(rate=None, max_requests=50) as gate:
+        processes = [ctx.Process(target=_count_requests, args=(gate, 25)) for _ in range(4)]
+        for p in processes:
+            p.start()
+        for p in processes:
+            p.join(30)
+        # 100 attempts, 50 allowed: the other 50 raised BudgetExhausted in the children
+        assert gate.requests_sent == 50
+        assert isinstance(gate.aborted(), BudgetExhausted)
+        assert sum(p.exitcode != 0 for p in processes) >= 2  # they hit the budget
