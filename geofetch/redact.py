@@ -28,7 +28,10 @@ class RedactingFilter(logging.Filter):
         self.secrets = tuple(s for s in secrets if s)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: the handler reports it, as logging does
+            return True
         cleaned = redact(message, self.secrets)
         if cleaned != message:
             record.msg, record.args = cleaned, None
