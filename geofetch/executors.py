@@ -36,13 +36,18 @@ from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import wait as wait_for_ready
 from typing import Any
 
-from .exceptions import UsageError, describe
+from .exceptions import GeofetchError, UsageError, describe
 
 Outcome = tuple[str, Any]
 Completed = list[tuple[int, Outcome]]
 WorkerFactory = Callable[[], Callable[[Any], Any]]
 
 EXECUTORS = ("thread", "process", "serial")
+_MAX_FAILED_STARTS = 3
+
+
+class WorkerStartError(GeofetchError):
+    """Worker processes keep dying before they finish any task."""
 
 
 def capture(fn: Callable[[Any], Any] | None, payload: Any, init_error: str = "") -> Outcome:
@@ -188,6 +193,7 @@ class _Worker:
         self.conn = conn
         self.outstanding: deque[tuple[int, Any]] = deque()
         self.dead = False
+        self.answered = False
 
 
 class ProcessExecutor(Executor):
@@ -212,6 +218,7 @@ class ProcessExecutor(Executor):
         self._pending: deque[tuple[int, Any]] = deque()
         self._pool: list[_Worker] = []
         self._closed = False
+        self._failed_starts = 0
         for _ in range(workers):
             self._pool.append(self._spawn())
 
@@ -272,6 +279,7 @@ class ProcessExecutor(Executor):
         try:
             while worker.conn.poll():
                 task_id, outcome = worker.conn.recv()
+                worker.answered = True
                 self._forget(worker, task_id)
                 done.append((task_id, outcome))
         except (EOFError, OSError):
@@ -290,14 +298,23 @@ class ProcessExecutor(Executor):
         worker.dead = True
         worker.process.join(timeout=5)
         code = worker.process.exitcode
+        cause = f"signal {-code}" if code is not None and code < 0 else f"code {code}"
         if worker.outstanding:
             task_id, _ = worker.outstanding.popleft()
-            cause = f"signal {-code}" if code is not None and code < 0 else f"code {code}"
             done.append((task_id, ("lost", f"WorkerDied: worker process exited with {cause}")))
             self._pending.extendleft(reversed(worker.outstanding))
             worker.outstanding.clear()
         worker.conn.close()
         self._pool.remove(worker)
+        self._failed_starts = 0 if worker.answered else self._failed_starts + 1
+        if self._failed_starts >= _MAX_FAILED_STARTS:
+            self.shutdown(wait=False)
+            raise WorkerStartError(
+                f"{_MAX_FAILED_STARTS} worker processes in a row died before finishing a task "
+                f"(the last exited with {cause}); a script that "
+                "uses executor='process' must guard its entry point with "
+                "`if __name__ == '__main__':`"
+            )
         if not self._closed:
             self._pool.append(self._spawn())
 

@@ -14,7 +14,7 @@ import signal
 import pytest
 
 from geofetch.exceptions import BudgetExhausted, RequestDenied, UsageError
-from geofetch.ratelimit import RequestGate
+from geofetch.ratelimit import HEADROOM, RequestGate
 
 
 class FakeClock:
@@ -43,7 +43,7 @@ def test_slots_are_spaced_one_over_rate():
         starts.append(clock.now)
     gate.close()
     gaps = [round(b - a, 9) for a, b in zip(starts, starts[1:], strict=False)]
-    assert gaps == [0.25] * 8
+    assert gaps == [round(0.25 / HEADROOM, 9)] * 8
     assert starts[0] == 1000.0  # the first request goes at once
 
 
@@ -56,7 +56,7 @@ def test_idle_time_is_not_banked_as_a_burst():
         gate.acquire()
         starts.append(clock.now)
     gate.close()
-    assert starts == [1060.0, 1060.5, 1061.0]
+    assert starts == pytest.approx([1060.0, 1060 + 0.5 / HEADROOM, 1060 + 1 / HEADROOM])
 
 
 def test_defer_moves_everyones_next_slot():
