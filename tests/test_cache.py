@@ -149,8 +149,10 @@ def test_killed_run_resumes_to_identical_output_without_asking_twice(tmp_path):
         asked = server.stats()["per_query"]
     assert out.read_bytes() == reference.read_bytes()
     by_key = {normalize_query(p): p for p in places}
-    assert len(answered) >= sum(asked_before.values()) - 4  # at most the 4 in flight are lost
+    # Lost to the kill: at most the requests in flight (4 workers) and the answers
+    # the workers had received but the parent had not yet stored (4 more).
+    assert len(answered) >= sum(asked_before.values()) - 8
     assert all(asked[by_key[q]] == 1 for q in answered), "an answered query was asked again"
     assert max(asked.values()) <= 2
-    assert sum(asked.values()) - len(places) <= 4
+    assert sum(asked.values()) - len(places) <= 8
     assert len(list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))) == 300
