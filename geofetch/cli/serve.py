@@ -1,0 +1,108 @@
+"""``geofetch serve``: the local Google/Nominatim-compatible server (see geofetch.server)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from typing import Any
+
+from ..server import KEY_ENV, ServerConfig, serve
+from .env import Environment
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = _non_negative_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 65535, not {text}")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``serve`` subcommand to ``subparsers``."""
+    parser = subparsers.add_parser(
+        "serve",
+        help="run a local Google/Nominatim-compatible geocoding server",
+        description=(
+            "Serve Google's /maps/api/geocode/json?address= and Nominatim's "
+            "/search?q=&format=json from the offline gazetteer, until Ctrl-C or SIGTERM. "
+            "Per-second request counts are logged to stderr on exit."
+        ),
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=_port, default=8765, help="port; 0 picks a free one (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--latency",
+        type=_non_negative_float,
+        default=0.0,
+        metavar="SECONDS",
+        help="delay added to every request (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--fail-rate",
+        type=_fraction,
+        default=0.0,
+        metavar="P",
+        help="fraction of requests answered with HTTP 500 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=_positive_float,
+        default=None,
+        metavar="PER_SECOND",
+        help="answer OVER_QUERY_LIMIT (Google) / HTTP 429 (Nominatim) past this many "
+        "requests per second (default: no limit)",
+    )
+    parser.add_argument(
+        "--key",
+        default=None,
+        help=f"API key Google requests must carry (default: ${KEY_ENV}, else any)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=None, metavar="N", help="seed for reproducible failures"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, env: Environment) -> int:
+    """Serve until SIGINT/SIGTERM; return 0 (2 if the address cannot be bound)."""
+    key = args.key if args.key is not None else (os.environ.get(KEY_ENV) or None)
+    config = ServerConfig(
+        latency_seconds=args.latency,
+        fail_rate=args.fail_rate,
+        rate_limit=args.rate_limit,
+        key=key,
+        seed=args.seed,
+    )
+    return serve(config, args.host, args.port, stdout=env.stdout, stderr=env.stderr)
