@@ -1,19 +1,87 @@
-"""geofetch: parallel geocoding and scraping under one shared rate limit."""
+"""geofetch: parallel geocoding and scraping under one shared rate limit.
+
+::
+
+    from geofetch import geocode_many, iter_geocode, fetch_many
+    results = geocode_many(["Berlin", "Osaka"], provider="offline", executor="thread")
+
+Per-row failures are captured in each result (``status``, ``error``); only usage
+errors (bad options, unreadable input, a bad cache file) are raised, all as
+:class:`GeofetchError` subclasses. Heavy modules are imported on first use, so
+``import geofetch`` stays fast.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .geocode import geocode_many, iter_geocode
+from .exceptions import (
+    BudgetExhausted,
+    CacheError,
+    GeofetchError,
+    InputError,
+    ProviderError,
+    RequestDenied,
+    RunAborted,
+    UsageError,
+)
 from .models import FetchResult, GeocodeResult
 
+if TYPE_CHECKING:
+    from .fetch import fetch_many, iter_fetch
+    from .geocode import geocode_many, iter_geocode
+    from .providers import GoogleProvider, NominatimProvider, OfflineProvider, Provider
+    from .server import LocalServer
+
 __all__ = [
+    "BudgetExhausted",
+    "CacheError",
     "FetchResult",
     "GeocodeResult",
+    "GeofetchError",
+    "GoogleProvider",
+    "InputError",
+    "LocalServer",
+    "NominatimProvider",
+    "OfflineProvider",
+    "Provider",
+    "ProviderError",
+    "RequestDenied",
+    "RunAborted",
+    "UsageError",
     "__version__",
+    "fetch_many",
     "geocode_many",
+    "iter_fetch",
     "iter_geocode",
 ]
+
+_LAZY = {
+    "geocode_many": ".geocode",
+    "iter_geocode": ".geocode",
+    "fetch_many": ".fetch",
+    "iter_fetch": ".fetch",
+    "GoogleProvider": ".providers",
+    "NominatimProvider": ".providers",
+    "OfflineProvider": ".providers",
+    "Provider": ".providers",
+    "LocalServer": ".server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

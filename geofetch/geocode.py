@@ -11,7 +11,7 @@ from typing import Any
 
 from .cache import CacheEntry, MemoryCache, SQLiteCache, open_cache
 from .exceptions import describe
-from .job import Job
+from .job import Job, progress_option
 from .models import FAILED, INVALID, MAX_QUERY_LENGTH, NOT_FOUND, OK, GeocodeResult
 from .providers import Provider, get_provider
 from .ratelimit import RequestGate
@@ -141,8 +141,8 @@ def iter_geocode(places: Iterable[str], **options: Any) -> Iterator[GeocodeResul
 
     Options as :func:`geocode_many`.
     """
-    job = geocode_job(places, **options)
-    yield from job
+    with progress_option(options) as options:
+        yield from geocode_job(places, **options)
 
 
 def geocode_many(places: Iterable[str], **options: Any) -> list[GeocodeResult]:
@@ -153,6 +153,7 @@ def geocode_many(places: Iterable[str], **options: Any) -> list[GeocodeResult]:
     its size (default: 8 threads, one process per CPU); ``rate`` requests per
     second for the whole run (default: the provider's; 0 for none); ``retries``
     more attempts for transient errors; ``timeout`` seconds per request; ``cache``
-    a SQLite path, or None; ``max_requests`` the run's request budget.
+    a SQLite path, or None; ``max_requests`` the run's request budget;
+    ``progress`` ``True`` for a bar on stderr, or a callable given each result.
     """
     return list(iter_geocode(places, **options))

@@ -12,10 +12,11 @@ does, how a result is cached) is a :class:`Work` object; nothing else differs.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Iterator
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from .cache import CacheEntry, MemoryCache, SQLiteCache
 from .engine import Plan, Run
@@ -194,3 +195,18 @@ class Job(Generic[R]):
             f"{c['invalid']} invalid, {c['failed']} failed in {self.elapsed:.2f} s "
             f"({rate:.1f} rows/s)"
         )
+
+
+@contextlib.contextmanager
+def progress_option(options: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Turn ``progress=True`` into a progress bar on stderr for the run's length."""
+    if options.get("progress") is not True:
+        yield options
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(unit="row", dynamic_ncols=True, leave=False)
+    try:
+        yield {**options, "progress": lambda result: bar.update(1)}
+    finally:
+        bar.close()

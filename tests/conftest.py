@@ -18,6 +18,13 @@ _SESSION_CACHE = tempfile.mkdtemp(prefix="geofetch-test-cache-")
 os.environ["GEOFETCH_CACHE_DIR"] = _SESSION_CACHE
 
 
+def pytest_sessionstart(session):
+    """Build the offline index once, before any test's timeout starts counting."""
+    from geofetch.providers.offline import Gazetteer
+
+    Gazetteer.load()
+
+
 @pytest.fixture(autouse=True)
 def _no_proxies(monkeypatch):
     """Loopback traffic must never go through a proxy from the environment."""

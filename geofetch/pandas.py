@@ -1,0 +1,46 @@
+"""pandas integration (the ``pandas`` extra): geocode a DataFrame column.
+
+::
+
+    from geofetch.pandas import geocode_dataframe
+    out = geocode_dataframe(df, column="address", provider="offline")
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .exceptions import InputError, UsageError
+from .models import GEOCODE_COLUMNS
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def geocode_dataframe(df: pd.DataFrame, column: str = "address", **options: Any) -> pd.DataFrame:
+    """Return a copy of ``df`` with ``lat``, ``lng``, ``formatted_address``, ``status``
+    and ``error`` added, row for row, index preserved.
+
+    ``options`` are :func:`geofetch.geocode_many`'s. Identical places are asked
+    once; results stream into five plain lists, so extra memory is those columns.
+    Missing values (NaN, None) are ``invalid`` rows.
+    """
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - the extra is installed in tests
+        raise UsageError("geocode_dataframe needs pandas: pip install 'geofetch[pandas]'") from None
+    from .geocode import iter_geocode
+
+    if column not in df.columns:
+        names = ", ".join(map(str, df.columns)) or "(none)"
+        raise InputError(f"no column {column!r} in the DataFrame; columns are: {names}")
+    places = ("" if pd.isna(value) else str(value) for value in df[column])
+    collected: dict[str, list[Any]] = {name: [] for name in GEOCODE_COLUMNS}
+    for result in iter_geocode(places, **options):
+        for name, value in result.columns().items():
+            collected[name].append(value)
+    out = df.copy()
+    for name in GEOCODE_COLUMNS:
+        out[name] = pd.Series(collected[name], index=df.index,
+                              dtype="float64" if name in ("lat", "lng") else "object")
+    return out
