@@ -14,13 +14,17 @@ timer, not a thread, so thousands can be in flight at once::
 
     client ──TCP──▶ _HttpProtocol.data_received ──parse──▶ _App.handle(request)
                                                               │ stats, seeded rng,
-                                                              │ rate window, gazetteer
+                                                              │ rate bucket, gazetteer
     client ◀──TCP── transport.write ◀── loop.call_later(latency)◀┘
 
 Each connection answers its requests one at a time, in order (keep-alive and
 pipelining both work); concurrency comes from many connections, as with any
-HTTP/1.1 client pool. Gazetteer lookups run on the loop and are memoised: an exact
-match takes well under a millisecond, a fuzzy one a few milliseconds, once.
+HTTP/1.1 client pool. Gazetteer lookups run on the loop and their encoded answers
+are memoised: an exact match takes well under a millisecond, a fuzzy one a few
+milliseconds, once; a repeated query costs neither lookup nor JSON encoding.
+
+The library's ``LocalServer`` writes the per-second counts to its ``log`` stream
+(if given) on stop; the command line always writes them to stderr on exit.
 
 :class:`LocalServer` runs that loop in a background thread of the current process
 (the default) or as ``python -m geofetch serve --port 0`` in a child process
