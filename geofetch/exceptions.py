@@ -29,6 +29,7 @@ pickle round trip across a process boundary (tested).
 from __future__ import annotations
 
 import builtins
+from typing import Any
 
 
 class GeofetchError(Exception):
@@ -65,14 +66,16 @@ class ProviderError(GeofetchError):
         self.retry_after = retry_after
         self.status_code = status_code
 
-    def __reduce__(self):  # keep the keyword fields across pickling
+    def __reduce__(self) -> tuple[Any, ...]:  # keep the keyword fields across pickling
         return (
             _rebuild,
             (type(self), str(self), self.retry_after, self.status_code),
         )
 
 
-def _rebuild(cls, message, retry_after, status_code):
+def _rebuild(
+    cls: type[ProviderError], message: str, retry_after: float | None, status_code: int | None
+) -> ProviderError:
     return cls(message, retry_after=retry_after, status_code=status_code)
 
 

@@ -212,7 +212,7 @@ class ProcessExecutor(Executor):
     ) -> None:
         self.workers = workers
         self._make_worker = make_worker
-        self._ctx = multiprocessing.get_context(start_method or default_start_method())
+        self._ctx: Any = multiprocessing.get_context(start_method or default_start_method())
         self._prefetch = prefetch
         self._batch = batch
         self._pending: deque[tuple[int, Any]] = deque()

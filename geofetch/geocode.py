@@ -51,19 +51,20 @@ class GeocodeWorker:
                                  error=redact(describe(attempted.error), self.secrets),
                                  elapsed=elapsed)
         answer = attempted.value
+        assert answer is not None
         attempts = attempted.attempts if self.provider.uses_network else 0
-        if not answer.found:  # type: ignore[union-attr]
+        if not answer.found:
             return GeocodeResult(query, status=NOT_FOUND, attempts=attempts, elapsed=elapsed,
-                                 raw=answer.raw)  # type: ignore[union-attr]
+                                 raw=answer.raw)
         return GeocodeResult(
             query,
-            lat=answer.lat,  # type: ignore[union-attr]
-            lng=answer.lng,  # type: ignore[union-attr]
-            formatted_address=answer.formatted_address,  # type: ignore[union-attr]
+            lat=answer.lat,
+            lng=answer.lng,
+            formatted_address=answer.formatted_address,
             status=OK,
             attempts=attempts,
             elapsed=elapsed,
-            raw=answer.raw,  # type: ignore[union-attr]
+            raw=answer.raw,
         )
 
 

@@ -41,6 +41,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from .exceptions import BudgetExhausted, RequestDenied, RunAborted, UsageError
 
@@ -93,13 +94,13 @@ class RequestGate:
         self._map: mmap.mmap | None = None
         self._thread_lock = threading.Lock()
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         for name in ("_pid", "_fd", "_map", "_thread_lock", "_clock", "_sleep"):
             state.pop(name, None)
         return state
 
-    def __setstate__(self, state: dict) -> None:
+    def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._clock = time.monotonic
         self._sleep = time.sleep

@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from .exceptions import ProviderError, RateLimited, RunAborted, TransientError
 from .ratelimit import RequestGate
@@ -48,10 +48,10 @@ class RetryPolicy:
 
 
 @dataclass
-class Attempted:
+class Attempted(Generic[T]):
     """What :func:`call_with_retries` ends with: a value or the last error."""
 
-    value: object = None
+    value: T | None = None
     error: ProviderError | None = None
     attempts: int = 0
 
@@ -63,7 +63,7 @@ def call_with_retries(
     *,
     sleep: Callable[[float], None] = time.sleep,
     rng: random.Random | None = None,
-) -> Attempted:
+) -> Attempted[T]:
     """Call ``request`` until it answers, a permanent error, or retries run out.
 
     Each attempt first passes ``gate`` (rate limit, budget, abort). A

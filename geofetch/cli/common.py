@@ -104,8 +104,14 @@ def signals_to(job: Job[Any]) -> Iterator[None]:
         yield
         return
 
+    received: list[int] = []
+
     def on_signal(signum: int, frame: object) -> None:
-        job.interrupt(Terminated() if signum == signal.SIGTERM else KeyboardInterrupt())
+        exc = Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+        received.append(signum)
+        if len(received) > 1:
+            raise exc  # a second signal: stop now, even if blocked reading input
+        job.interrupt(exc)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -55,5 +55,5 @@ def get_provider(provider: str | Provider, **options: Any) -> Provider:
             f"unknown provider {provider!r}; choose one of: {', '.join(PROVIDERS)}"
         )
     module_name, class_name = PROVIDERS[provider]
-    cls = getattr(importlib.import_module(f"{__name__}.{module_name}"), class_name)
+    cls: type[Provider] = getattr(importlib.import_module(f"{__name__}.{module_name}"), class_name)
     return cls(**{k: v for k, v in options.items() if v is not None})
