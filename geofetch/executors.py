@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import queue
 import signal
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
@@ -44,6 +46,7 @@ WorkerFactory = Callable[[], Callable[[Any], Any]]
 
 EXECUTORS = ("thread", "process", "serial")
 _MAX_FAILED_STARTS = 3
+_FLUSH_SECONDS = 0.05
 
 
 class WorkerStartError(GeofetchError):
@@ -76,8 +79,8 @@ class Executor(ABC):
     workers: int
 
     @abstractmethod
-    def submit(self, task_id: int, payload: Any) -> None:
-        """Queue one task."""
+    def submit(self, task_id: int, payload: Any, *, alone: bool = False) -> None:
+        """Queue one task; ``alone``: run it in a batch of its own (a suspect)."""
 
     @abstractmethod
     def completed(self, timeout: float | None) -> Completed:
@@ -104,7 +107,7 @@ class SerialExecutor(Executor):
         self._fn: Callable[[Any], Any] | None = None
         self._done: Completed = []
 
-    def submit(self, task_id: int, payload: Any) -> None:
+    def submit(self, task_id: int, payload: Any, *, alone: bool = False) -> None:
         if self._fn is None:
             outcome = capture(lambda _: self._make_worker(), None)
             if outcome[0] == "error":
@@ -143,7 +146,7 @@ class ThreadExecutor(Executor):
             fn = self._local.fn = built[1]
         self._done.put((task_id, capture(fn, payload)))
 
-    def submit(self, task_id: int, payload: Any) -> None:
+    def submit(self, task_id: int, payload: Any, *, alone: bool = False) -> None:
         self._pool.submit(self._run, task_id, payload)
 
     def completed(self, timeout: float | None) -> Completed:
@@ -162,7 +165,11 @@ class ThreadExecutor(Executor):
 
 
 def _process_main(conn: Any, make_worker: WorkerFactory) -> None:
-    """A worker process: build the worker function once, then serve tasks."""
+    """A worker process: build the worker function once, then serve batches of tasks.
+
+    Results go back one message per batch (or every ``_FLUSH_SECONDS`` within a slow
+    batch): one message per task would make the parent's pipe reads the bottleneck.
+    """
     # Ctrl-C reaches the whole process group; the parent decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     fn, init_error = None, ""
@@ -177,14 +184,38 @@ def _process_main(conn: Any, make_worker: WorkerFactory) -> None:
             return
         if batch is None:
             return
+        results: Completed = []
+        flushed_at = time.monotonic()
         for task_id, payload in batch:
-            outcome = capture(fn, payload, init_error)
+            results.append((task_id, capture(fn, payload, init_error)))
+            if time.monotonic() - flushed_at >= _FLUSH_SECONDS:
+                if not _send_results(conn, results):
+                    return
+                results, flushed_at = [], time.monotonic()
+        if results and not _send_results(conn, results):
+            return
+
+
+def _send_results(conn: Any, results: Completed) -> bool:
+    """Send results; one that will not pickle becomes its own row's error."""
+    try:
+        conn.send(results)
+        return True
+    except (EOFError, OSError):
+        return False
+    except Exception:  # noqa: BLE001 - some value would not pickle; nothing was sent
+        safe: Completed = []
+        for task_id, outcome in results:
             try:
-                conn.send((task_id, outcome))
-            except (EOFError, OSError):
-                return
-            except Exception as exc:  # noqa: BLE001 - the value would not pickle
-                conn.send((task_id, ("error", f"UnpicklableResult: {describe(exc)}")))
+                pickle.dumps(outcome)
+                safe.append((task_id, outcome))
+            except Exception as exc:  # noqa: BLE001
+                safe.append((task_id, ("error", f"UnpicklableResult: {describe(exc)}")))
+    try:
+        conn.send(safe)
+        return True
+    except (EOFError, OSError):
+        return False
 
 
 class _Worker:
@@ -194,6 +225,7 @@ class _Worker:
         self.outstanding: deque[tuple[int, Any]] = deque()
         self.dead = False
         self.answered = False
+        self.suspect = False
 
 
 class ProcessExecutor(Executor):
@@ -216,6 +248,7 @@ class ProcessExecutor(Executor):
         self._prefetch = prefetch
         self._batch = batch
         self._pending: deque[tuple[int, Any]] = deque()
+        self._suspects: deque[tuple[int, Any]] = deque()
         self._pool: list[_Worker] = []
         self._closed = False
         self._failed_starts = 0
@@ -242,27 +275,38 @@ class ProcessExecutor(Executor):
         """Process ids of the live workers (for tests and diagnostics)."""
         return [w.process.pid for w in self._pool if not w.dead]
 
-    def submit(self, task_id: int, payload: Any) -> None:
-        self._pending.append((task_id, payload))
-        self._dispatch()
+    def submit(self, task_id: int, payload: Any, *, alone: bool = False) -> None:
+        (self._suspects if alone else self._pending).append((task_id, payload))
 
     def _dispatch(self) -> None:
         live = [w for w in self._pool if not w.dead]
+        for worker in live:  # a suspect runs alone on an idle worker: a death then names it
+            if self._suspects and not worker.outstanding:
+                self._send(worker, [self._suspects.popleft()], suspect=True)
         if not self._pending or not live:
             return
         # Small batches when work is scarce (slow network tasks spread over every
         # worker), larger ones when it is plentiful (cheap tasks, fewer messages).
         share = max(1, min(self._batch, -(-len(self._pending) // len(live))))
         for worker in live:
+            if worker.suspect:
+                continue
             while self._pending and len(worker.outstanding) < self._prefetch * share:
                 batch = [self._pending.popleft() for _ in range(min(share, len(self._pending)))]
-                worker.outstanding.extend(batch)
-                try:
-                    worker.conn.send(batch)
-                except (OSError, EOFError):
-                    break  # it died: its sentinel reports it, its tasks are requeued
+                if not self._send(worker, batch):
+                    break
+
+    def _send(self, worker: _Worker, batch: list[tuple[int, Any]], suspect: bool = False) -> bool:
+        worker.outstanding.extend(batch)
+        worker.suspect = suspect
+        try:
+            worker.conn.send(batch)
+            return True
+        except (OSError, EOFError):
+            return False  # it died: its sentinel reports it, its tasks come back
 
     def completed(self, timeout: float | None) -> Completed:
+        self._dispatch()
         live = [w for w in self._pool if not w.dead]
         handles = [w.conn for w in live] + [w.process.sentinel for w in live]
         ready = set(wait_for_ready(handles, timeout))
@@ -278,10 +322,12 @@ class ProcessExecutor(Executor):
     def _receive(self, worker: _Worker, done: Completed) -> None:
         try:
             while worker.conn.poll():
-                task_id, outcome = worker.conn.recv()
+                for task_id, outcome in worker.conn.recv():
+                    self._forget(worker, task_id)
+                    done.append((task_id, outcome))
                 worker.answered = True
-                self._forget(worker, task_id)
-                done.append((task_id, outcome))
+                if not worker.outstanding:
+                    worker.suspect = False
         except (EOFError, OSError):
             worker.dead = True
 
@@ -293,17 +339,20 @@ class ProcessExecutor(Executor):
                 return
 
     def _bury(self, worker: _Worker, done: Completed) -> None:
-        """A worker died: report its running task lost, requeue the rest, replace it."""
+        """A worker died: report every task it held lost, and replace it.
+
+        Which of a batch's tasks killed it is unknown, so each is reported lost; the
+        engine runs a lost task again alone (``alone=True``), where a second death
+        names the culprit and the others simply finish.
+        """
         self._receive(worker, done)  # answers it sent before dying still count
         worker.dead = True
         worker.process.join(timeout=5)
         code = worker.process.exitcode
         cause = f"signal {-code}" if code is not None and code < 0 else f"code {code}"
-        if worker.outstanding:
-            task_id, _ = worker.outstanding.popleft()
+        for task_id, _ in worker.outstanding:
             done.append((task_id, ("lost", f"WorkerDied: worker process exited with {cause}")))
-            self._pending.extendleft(reversed(worker.outstanding))
-            worker.outstanding.clear()
+        worker.outstanding.clear()
         worker.conn.close()
         self._pool.remove(worker)
         self._failed_starts = 0 if worker.answered else self._failed_starts + 1
@@ -321,6 +370,7 @@ class ProcessExecutor(Executor):
     def shutdown(self, *, wait: bool = True) -> None:
         self._closed = True
         self._pending.clear()
+        self._suspects.clear()
         for worker in self._pool:
             try:
                 worker.conn.send(None)

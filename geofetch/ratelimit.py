@@ -152,6 +152,7 @@ class RequestGate:
         self._wait_until(start)
 
     def _wait_until(self, start: float) -> None:
+        """Sleep until ``start`` (monotonic seconds), noticing an abort meanwhile."""
         while True:
             delay = start - self._clock()
             if delay <= 0:
