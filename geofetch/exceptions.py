@@ -17,7 +17,10 @@ The class name is what a row's ``error`` shows, so leaves are named for the read
         │   └── ServerError           HTTP 5xx, Google UNKNOWN_ERROR
         ├── PermanentError            retrying cannot help
         │   ├── InvalidRequest        HTTP 400, Google INVALID_REQUEST
-        │   └── HTTPError             any other unexpected HTTP status or body
+        │   ├── HTTPError             any other unexpected HTTP status or body
+        │   │   └── TooManyRedirects  more than 10 redirects (fetch)
+        │   ├── RobotsDisallowed      robots.txt forbids the URL (fetch)
+        │   └── TooLarge              the body is over max_bytes (fetch)
         └── RunAborted                the whole run must stop asking (CLI exit 3)
             ├── RequestDenied         REQUEST_DENIED, OVER_DAILY_LIMIT, HTTP 401/403
             └── BudgetExhausted       --max-requests spent
@@ -109,6 +112,18 @@ class InvalidRequest(PermanentError):
 
 class HTTPError(PermanentError):
     """An unexpected HTTP status or response body."""
+
+
+class TooManyRedirects(HTTPError):
+    """More redirects than a fetch follows (10)."""
+
+
+class RobotsDisallowed(PermanentError):
+    """The site's robots.txt disallows the URL for geofetch."""
+
+
+class TooLarge(PermanentError):
+    """The body is larger than ``max_bytes``."""
 
 
 class RunAborted(ProviderError):

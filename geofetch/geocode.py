@@ -13,6 +13,7 @@ from .cache import CacheEntry, MemoryCache, SQLiteCache, open_cache
 from .exceptions import describe
 from .job import Job, progress_option
 from .models import FAILED, INVALID, MAX_QUERY_LENGTH, NOT_FOUND, OK, GeocodeResult
+from .normalize import normalize_query
 from .providers import Provider, get_provider
 from .ratelimit import RequestGate
 from .redact import redact
@@ -88,6 +89,9 @@ class GeocodeWork:
             return GeocodeResult(query, status=INVALID, error=(
                 f"InvalidQuery: {len(query)} characters, the limit is {MAX_QUERY_LENGTH}"))
         return None
+
+    def key(self, query: str) -> str:
+        return normalize_query(query)
 
     def failed(self, query: str, error: str) -> GeocodeResult:
         return GeocodeResult(query, status=FAILED, error=error)

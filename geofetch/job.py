@@ -23,7 +23,6 @@ from .engine import Plan, Run
 from .exceptions import RunAborted, describe
 from .executors import WorkerFactory, make_executor
 from .models import STATUSES
-from .normalize import normalize_query
 from .ratelimit import RequestGate
 from .redact import redact
 from .retry import RetryPolicy
@@ -41,6 +40,9 @@ class Work(Protocol[R]):
 
     def invalid(self, query: str) -> R | None:
         """The ``invalid`` result for a query that cannot be asked, else None."""
+
+    def key(self, query: str) -> str:
+        """The query as the cache and in-run deduplication see it."""
 
     def failed(self, query: str, error: str) -> R:
         """A ``failed`` result carrying ``error``."""
@@ -115,7 +117,7 @@ class Job(Generic[R]):
         invalid = self.work.invalid(query)
         if invalid is not None:
             return Plan(result=invalid)
-        key = normalize_query(query)
+        key = self.work.key(query)
         entry = self._lookup(key)
         if entry is not None:
             return Plan(result=self.work.from_cache(query, entry))
@@ -178,6 +180,9 @@ class Job(Generic[R]):
             if gate is not None:
                 self.requests = gate.requests_sent
             self.gate.close()
+            close_work = getattr(self.work, "close", None)
+            if close_work is not None:
+                close_work()
             if self.cache is not None:
                 self.cache.flush()
 

@@ -1,9 +1,54 @@
-"""``geofetch fetch``: not built yet."""
+"""``geofetch fetch``: a URL list in, one row per page out (status, title, ...)."""
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
+
+from ..fetch import fetch_job
+from ..io.readers import URL_COLUMNS, open_table
+from ..models import FETCH_COLUMNS
+from .common import add_run_options, execute, positive_int, setup_logging, stdin_for
+from .env import Environment
 
 
 def register(subparsers: Any) -> None:
-    subparsers.add_parser("fetch", help="(not built yet)")
+    parser = subparsers.add_parser(
+        "fetch",
+        help="fetch a list of web pages",
+        description=(
+            "Fetch every http(s) URL of INPUT, politely (robots.txt, a per-host cap, "
+            "one shared rate limit); write status, final URL, size, type and title "
+            "(or --select's text) per row, in input order."
+        ),
+    )
+    add_run_options(parser, what="URL")
+    parser.add_argument("--select", metavar="CSS",
+                        help="write the text of the elements matching this CSS selector, "
+                             "joined by ' | ', in a 'selected' column instead of 'title'")
+    parser.add_argument("--per-host", type=positive_int, default=4, metavar="N",
+                        help="requests in flight per host at most, across all workers (default 4)")
+    parser.add_argument("--max-bytes", type=positive_int, default=10_000_000, metavar="N",
+                        help="largest body read; a bigger page is failed, TooLarge "
+                             "(default 10000000)")
+    parser.add_argument("--ignore-robots", action="store_true",
+                        help="do not read or obey robots.txt")
+    parser.set_defaults(func=run)
+
+
+def output_fields(select: str | None) -> tuple[str, ...]:
+    """The fetch columns: ``selected`` in place of ``title`` with ``--select``."""
+    dropped = "title" if select is not None else "selected"
+    return tuple(name for name in FETCH_COLUMNS if name != dropped)
+
+
+def run(args: argparse.Namespace, env: Environment) -> int:
+    setup_logging(args.verbose, env.stderr, ())
+    # Build the job first: a bad selector or option fails before any input is read.
+    job = fetch_job(iter(()), executor=args.executor, workers=args.workers, rate=args.rate,
+                    retries=args.retries, timeout=args.timeout, max_requests=args.max_requests,
+                    select=args.select, per_host=args.per_host, max_bytes=args.max_bytes,
+                    ignore_robots=args.ignore_robots)
+    table = open_table(args.input, column=args.column, known=URL_COLUMNS, text_header="url",
+                       stdin=stdin_for(env))
+    return execute(job, table, output_fields(args.select), args, env)

@@ -29,7 +29,7 @@ budget, so the client's own machinery is switched off and one
 
 The client's ``Timeout()`` has an empty message and its ``TransportError`` repeats the
 URL with ``key=``: errors are rebuilt from :data:`GOOGLE_STATUS_ERRORS` and
-:data:`~geofetch.providers.nominatim.HTTP_STATUS_ERRORS`, with the key redacted from
+:data:`~geofetch.providers._http.HTTP_STATUS_ERRORS`, with the key redacted from
 every message and from the chain they are raised from, and urllib3's request lines
 are masked in the logs.
 """
@@ -54,14 +54,14 @@ from ..exceptions import (
     UsageError,
 )
 from ..redact import redact
-from .base import Answer, Provider
-from .nominatim import (
+from ._http import (
     check_base_url,
     error_for_exception,
     error_for_response,
     guard_library_logs,
     scrub_chain,
 )
+from .base import Answer, Provider
 
 GOOGLE_URL = "https://maps.googleapis.com"
 GEOCODE_PATH = "/maps/api/geocode/json"
