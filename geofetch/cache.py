@@ -23,6 +23,10 @@ from typing import Any
 from .exceptions import CacheError
 
 SCHEMA_VERSION = 1
+_SELECT_WITH_RAW = ("SELECT status, lat, lng, formatted_address, raw FROM answers "
+                    "WHERE namespace = ? AND query = ?")
+_SELECT_WITHOUT_RAW = ("SELECT status, lat, lng, formatted_address, NULL FROM answers "
+                       "WHERE namespace = ? AND query = ?")
 DEFAULT_FILENAME = ".geofetch-cache.sqlite"
 
 
@@ -44,7 +48,7 @@ class MemoryCache:
         self.max_entries = max_entries
         self._data: OrderedDict[tuple[str, str], CacheEntry] = OrderedDict()
 
-    def get(self, namespace: str, key: str) -> CacheEntry | None:
+    def get(self, namespace: str, key: str, *, raw: bool = True) -> CacheEntry | None:
         entry = self._data.get((namespace, key))
         if entry is not None:
             self._data.move_to_end((namespace, key))
@@ -106,15 +110,15 @@ class SQLiteCache:
             raise CacheError(f"cache {self.path} has format {row[0]}, this geofetch reads "
                              f"format {SCHEMA_VERSION}; remove it or pass --cache NEWPATH")
 
-    def get(self, namespace: str, key: str) -> CacheEntry | None:
+    def get(self, namespace: str, key: str, *, raw: bool = True) -> CacheEntry | None:
+        """The stored answer, or None; ``raw=False`` skips decoding the provider's JSON."""
         row = self._db.execute(
-            "SELECT status, lat, lng, formatted_address, raw FROM answers "
-            "WHERE namespace = ? AND query = ?",
-            (namespace, key),
+            _SELECT_WITH_RAW if raw else _SELECT_WITHOUT_RAW, (namespace, key)
         ).fetchone()
         if row is None:
             return None
-        return CacheEntry(row[0], row[1], row[2], row[3], json.loads(row[4]) if row[4] else None)
+        decoded = json.loads(row[4]) if raw and row[4] else None
+        return CacheEntry(row[0], row[1], row[2], row[3], decoded)
 
     def put(self, namespace: str, key: str, entry: CacheEntry) -> None:
         self._db.execute(

@@ -64,6 +64,7 @@ class Work(Protocol[R]):
 class Job(Generic[R]):
     """Iterate a job for its results, in input order, one per query.
 
+    ``keep_raw=False`` skips decoding cached provider answers (the CLI writes none).
     After (or during) iteration: ``counts`` per status, ``aborted`` (the error that
     stopped the run, if any), ``elapsed`` seconds, ``requests`` sent.
     """
@@ -82,8 +83,10 @@ class Job(Generic[R]):
         max_requests: int | None = None,
         progress: Callable[[R], None] | None = None,
         window: int | None = None,
+        keep_raw: bool = True,
     ) -> None:
         self.work = work
+        self.keep_raw = keep_raw
         self.queries = queries
         self.executor_kind = executor
         self.workers = workers
@@ -110,7 +113,7 @@ class Job(Generic[R]):
     def _lookup(self, key: str) -> CacheEntry | None:
         entry = self._memory.get(self.work.namespace, key)
         if entry is None and self.cache is not None:
-            entry = self.cache.get(self.work.namespace, key)
+            entry = self.cache.get(self.work.namespace, key, raw=self.keep_raw)
         return entry
 
     def _plan(self, query: str) -> Plan:

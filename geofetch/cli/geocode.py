@@ -41,5 +41,5 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     rate = provider.default_rate if args.rate is None else args.rate
     job = Job(iter(()), GeocodeWork(provider), executor=args.executor, workers=args.workers,
               rate=rate, retries=args.retries, timeout=args.timeout, cache=cache,
-              max_requests=args.max_requests)
+              max_requests=args.max_requests, keep_raw=False)
     return execute(job, table, GEOCODE_COLUMNS, args, env)
