@@ -373,7 +373,7 @@ class FetchWorker:
                 if hop:
                     error += f" (redirected to {current})"
                 return self._failed(last, error, attempts, elapsed)
-            page = attempted.value  # type: ignore[assignment]
+            page = attempted.value
             assert page is not None
             if page.location is None:
                 break
@@ -425,7 +425,7 @@ class FetchWorker:
 
     # -- one hop: host slot, gate, retries ------------------------------------------
 
-    def _hop(self, url: str, cap: int) -> tuple[Attempted, _Page | None]:
+    def _hop(self, url: str, cap: int) -> tuple[Attempted[Any], _Page | None]:
         """One request with its retries; also the last response seen (for a failure)."""
         seen: list[_Page] = []
 
@@ -544,7 +544,7 @@ class FetchWorker:
             if error is not None:
                 note = f"{describe(error)} (fetching {url})"
                 return RobotsVerdict(UNREACHABLE, note), attempts, None
-            page = attempted.value  # type: ignore[assignment]
+            page = attempted.value
             assert page is not None
             if page.location is None:
                 break
@@ -627,7 +627,7 @@ class FetchWork:
     def __init__(self, options: FetchOptions | None = None) -> None:
         self.options = options or FetchOptions()
         self._directory: str | None = None
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
 
     def key(self, query: str) -> str:
         """Exact-URL deduplication (paths are case-sensitive)."""

@@ -314,7 +314,7 @@ def _http_date() -> str:
     now = int(time.time())
     if _date_cache[0] != now:
         _date_cache[:] = [now, email.utils.formatdate(now, usegmt=True)]
-    return _date_cache[1]
+    return str(_date_cache[1])
 
 
 def _encode(response: _Response, keep_alive: bool, head_only: bool) -> bytes:
@@ -955,7 +955,8 @@ class LocalServer:
             body = response.read()
             if response.status != 200:
                 raise RuntimeError(f"{method} {path} answered HTTP {response.status}")
-            return json.loads(body)
+            stats: dict[str, Any] = json.loads(body)
+            return stats
         finally:
             connection.close()
 

@@ -46,6 +46,13 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def positive_float(text: str) -> float:
+    value = non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
 def add_run_options(parser: argparse.ArgumentParser, *, what: str) -> None:
     """The input, output, pool, rate, retry and format flags."""
     parser.add_argument("input", metavar="INPUT",
@@ -62,7 +69,7 @@ def add_run_options(parser: argparse.ArgumentParser, *, what: str) -> None:
                         help="csv (default; table on a terminal), jsonl, geojson or table")
     parser.add_argument("--retries", type=non_negative_int, default=3, metavar="N",
                         help="more attempts for transient errors (default 3)")
-    parser.add_argument("--timeout", type=non_negative_float, default=10.0, metavar="SECONDS",
+    parser.add_argument("--timeout", type=positive_float, default=10.0, metavar="SECONDS",
                         help="per-request timeout (default 10)")
     cache = parser.add_mutually_exclusive_group()
     cache.add_argument("--cache", metavar="PATH", help="SQLite cache file")

@@ -39,7 +39,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import googlemaps  # type: ignore[import-untyped]
+import googlemaps
 import requests
 
 from ..exceptions import (
@@ -206,7 +206,7 @@ class GoogleProvider(Provider):
             ) from exc
         status = body.get("status") if isinstance(body, dict) else None
         if status in ("OK", "ZERO_RESULTS"):
-            return body
+            return dict(body)
         if status is None:
             raise HTTPError("HTTP 200 without a Geocoding API status", status_code=200)
         message = str(status)
