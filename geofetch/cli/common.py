@@ -7,13 +7,13 @@ import argparse
 import contextlib
 import logging
 import signal
-import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from ..cache import SQLiteCache, default_cache_path
+from ..exceptions import InputError
 from ..executors import EXECUTORS
 from ..io.readers import Table
 from ..io.writers import FORMATS, make_writer
@@ -134,8 +134,6 @@ def open_output(args: argparse.Namespace, env: Environment) -> tuple[IO[str], st
         try:
             stream: IO[str] = open(args.output, "w", encoding="utf-8", newline="")  # noqa: SIM115
         except OSError as exc:
-            from ..exceptions import InputError
-
             raise InputError(f"cannot write {args.output}: {exc.strerror}") from None
         return stream, args.format or "csv"
     fmt = args.format or ("table" if env.stdout_isatty else "csv")
@@ -200,7 +198,3 @@ def _progress_bar(args: argparse.Namespace, env: Environment, total: int | None)
     from tqdm import tqdm
 
     return tqdm(total=total, file=env.stderr, unit="row", dynamic_ncols=True, leave=False)
-
-
-def stdin_for(env: Environment) -> IO[str]:
-    return env.stdin if env.stdin is not None else sys.stdin

@@ -8,7 +8,7 @@ from typing import Any
 from ..fetch import fetch_job
 from ..io.readers import URL_COLUMNS, open_table
 from ..models import FETCH_COLUMNS
-from .common import add_run_options, execute, positive_int, setup_logging, stdin_for
+from .common import add_run_options, execute, positive_int, setup_logging
 from .env import Environment
 
 
@@ -50,5 +50,5 @@ def run(args: argparse.Namespace, env: Environment) -> int:
                     select=args.select, per_host=args.per_host, max_bytes=args.max_bytes,
                     ignore_robots=args.ignore_robots)
     table = open_table(args.input, column=args.column, known=URL_COLUMNS, text_header="url",
-                       stdin=stdin_for(env))
+                       stdin=env.stdin)
     return execute(job, table, output_fields(args.select), args, env)

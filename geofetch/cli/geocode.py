@@ -11,7 +11,7 @@ from ..io.readers import PLACE_COLUMNS, open_table
 from ..job import Job
 from ..models import GEOCODE_COLUMNS
 from ..providers import PROVIDERS, get_provider
-from .common import add_run_options, execute, open_cache_for, setup_logging, stdin_for
+from .common import add_run_options, execute, open_cache_for, setup_logging
 from .env import Environment
 
 
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     provider = get_provider(args.provider, **options)
     setup_logging(args.verbose, env.stderr, provider.secrets())
     table = open_table(args.input, column=args.column, known=PLACE_COLUMNS,
-                       text_header="place", stdin=stdin_for(env))
+                       text_header="place", stdin=env.stdin)
     cache = open_cache_for(args, provider.cacheable)
     rate = provider.default_rate if args.rate is None else args.rate
     job = Job(iter(()), GeocodeWork(provider), executor=args.executor, workers=args.workers,
