@@ -143,6 +143,11 @@ def test_usage_errors_exit_2(cli):
     assert cli(["geocode", DATA, "--workers", "0"]).status == 2
     assert cli(["geocode", DATA, "--executor", "fork"]).status == 2
     assert cli(["geocode", DATA, "--provider", "nope"]).status == 2
+    offline_url = cli(["geocode", DATA, "--base-url", "http://127.0.0.1:9"])
+    assert offline_url.status == 2
+    assert "the offline provider takes no base-url option" in offline_url.stderr
+    missing_key = cli(["geocode", DATA, "--provider", "google"])
+    assert missing_key.status == 2 and "GOOGLE_MAPS_API_KEY" in missing_key.stderr
     assert cli(["frobnicate"]).status == 2
 
 

