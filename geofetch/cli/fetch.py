@@ -8,7 +8,8 @@ from typing import Any
 from ..fetch import fetch_job
 from ..io.readers import URL_COLUMNS, open_table
 from ..models import FETCH_COLUMNS
-from .common import add_run_options, execute, positive_int, setup_logging
+from .argtypes import positive_int
+from .common import add_run_options, execute, setup_logging
 from .env import Environment
 
 

@@ -3,46 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 from typing import Any
 
 from ..server import KEY_ENV, ServerConfig, serve
+from .argtypes import fraction, non_negative_float, port, positive_float
 from .env import Environment
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = _non_negative_float(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = _non_negative_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be more than 0")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 65535, not {text}")
-    return value
 
 
 def register(subparsers: Any) -> None:
@@ -60,25 +26,25 @@ def register(subparsers: Any) -> None:
         "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
     )
     parser.add_argument(
-        "--port", type=_port, default=8765, help="port; 0 picks a free one (default: %(default)s)"
+        "--port", type=port, default=8765, help="port; 0 picks a free one (default: %(default)s)"
     )
     parser.add_argument(
         "--latency",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=0.0,
         metavar="SECONDS",
         help="delay added to every request (default: %(default)s)",
     )
     parser.add_argument(
         "--fail-rate",
-        type=_fraction,
+        type=fraction,
         default=0.0,
         metavar="P",
         help="fraction of requests answered with HTTP 500 (default: %(default)s)",
     )
     parser.add_argument(
         "--rate-limit",
-        type=_positive_float,
+        type=positive_float,
         default=None,
         metavar="PER_SECOND",
         help="answer OVER_QUERY_LIMIT (Google) / HTTP 429 (Nominatim) past this many "
