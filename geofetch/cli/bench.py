@@ -135,7 +135,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
 def progress_line(row: BenchRow) -> str:
     """``bench: thread × 4 workers: 200 rows in 2.61 s, 76.6 rows/s (95.8% of ideal)``."""
     ideal = f" ({row.efficiency:.1%} of ideal)" if row.efficiency is not None else ""
-    failed = f", {row.failures} failed" if row.failures else ""
+    failed = f", {row.failures} failed (first: {row.first_error})" if row.failures else ""
     return (f"bench: {row.executor} × {row.workers} workers: {row.rows} rows in "
             f"{row.seconds:.2f} s, {row.rows_per_second:.1f} rows/s{ideal}, "
             f"p50 {row.p50_ms:.1f} ms{failed}")
