@@ -110,10 +110,12 @@ class RequestGate:
 
     def _mapped(self) -> mmap.mmap:
         if self._pid != os.getpid():  # first use in this process (or after fork)
-            self._fd = os.open(self.path, os.O_RDWR)
-            self._map = mmap.mmap(self._fd, _SIZE)
-            self._pid = os.getpid()
-            self._thread_lock = threading.Lock()
+            with _open_lock:  # many threads may get here at once: open exactly once
+                if self._pid != os.getpid():
+                    self._thread_lock = threading.Lock()
+                    self._fd = os.open(self.path, os.O_RDWR)
+                    self._map = mmap.mmap(self._fd, _SIZE)
+                    self._pid = os.getpid()  # last: the others now skip this block
         assert self._map is not None
         return self._map
 
@@ -226,11 +228,24 @@ class _Locked:
 
     def __enter__(self) -> None:
         self.gate._mapped()
-        self.gate._thread_lock.acquire()
-        assert self.gate._fd is not None
-        fcntl.flock(self.gate._fd, fcntl.LOCK_EX)
+        self.lock = self.gate._thread_lock
+        self.lock.acquire()
+        self.fd = self.gate._fd
+        assert self.fd is not None
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
 
     def __exit__(self, *exc_info: object) -> None:
-        assert self.gate._fd is not None
-        fcntl.flock(self.gate._fd, fcntl.LOCK_UN)
-        self.gate._thread_lock.release()
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        self.lock.release()
+
+
+# Serialises each process's first use of a gate (opening its file and map).
+_open_lock = threading.Lock()
+
+
+def _reset_after_fork() -> None:
+    global _open_lock
+    _open_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)

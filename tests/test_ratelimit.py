@@ -157,3 +157,26 @@ def test_processes_share_one_budget(method):
         assert gate.requests_sent == 50
         assert isinstance(gate.aborted(), BudgetExhausted)
         assert sum(p.exitcode != 0 for p in processes) >= 2  # they hit the budget
+
+
+@pytest.mark.timeout(60)
+def test_many_threads_first_using_a_gate_at_once_do_not_deadlock():
+    import threading
+
+    for _ in range(20):
+        gate = RequestGate(rate=None, max_requests=None)
+        barrier = threading.Barrier(16)
+
+        def use(gate=gate, barrier=barrier):
+            barrier.wait()
+            for _ in range(20):
+                gate.acquire()
+
+        threads = [threading.Thread(target=use) for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert not any(t.is_alive() for t in threads)
+        assert gate.requests_sent == 16 * 20
+        gate.close()
