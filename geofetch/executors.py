@@ -47,6 +47,8 @@ WorkerFactory = Callable[[], Callable[[Any], Any]]
 EXECUTORS = ("thread", "process", "serial")
 _MAX_FAILED_STARTS = 3
 _FLUSH_SECONDS = 0.05
+_PRELOAD = ("__main__", "geofetch.geocode", "geofetch.fetch", "geofetch.providers.google",
+            "geofetch.providers.nominatim", "geofetch.providers.offline")
 
 
 class WorkerStartError(GeofetchError):
@@ -245,6 +247,10 @@ class ProcessExecutor(Executor):
         self.workers = workers
         self._make_worker = make_worker
         self._ctx: Any = multiprocessing.get_context(start_method or default_start_method())
+        if self._ctx.get_start_method() == "forkserver":
+            # Workers fork from a server that has already imported these: a worker
+            # then starts in milliseconds instead of re-importing requests & co.
+            self._ctx.set_forkserver_preload(list(_PRELOAD))
         self._prefetch = prefetch
         self._batch = batch
         self._pending: deque[tuple[int, Any]] = deque()

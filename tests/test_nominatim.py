@@ -13,12 +13,9 @@ import responses
 
 from geofetch import exceptions as exc
 from geofetch._version import __version__
+from geofetch.providers._http import DEFAULT_USER_AGENT, retry_after_seconds
 from geofetch.providers.base import Answer
-from geofetch.providers.nominatim import (
-    DEFAULT_USER_AGENT,
-    NominatimProvider,
-    retry_after_seconds,
-)
+from geofetch.providers.nominatim import NominatimProvider
 
 BASE = "http://osm.test"
 URL = f"{BASE}/search"
@@ -210,3 +207,14 @@ def test_pickle_drops_the_session(provider, mocked):
     assert copy._session is None and copy.base_url == BASE
     assert copy.geocode("x", timeout=5).formatted_address == "Wien, Österreich"
     copy.close()
+
+
+def test_proxies_from_the_environment_are_read_once_and_kept(monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.test:3128")
+    provider = NominatimProvider(base_url=BASE)
+    provider.open()
+    session = provider._session
+    assert session is not None
+    assert session.proxies.get("http") == "http://proxy.test:3128"
+    assert session.trust_env is False
+    provider.close()

@@ -60,6 +60,7 @@ from ._http import (
     error_for_response,
     guard_library_logs,
     scrub_chain,
+    worker_session,
 )
 from .base import Answer, Provider
 
@@ -143,6 +144,7 @@ class GoogleProvider(Provider):
                 retry_over_query_limit=False,
                 queries_per_second=1,
                 queries_per_minute=0,
+                requests_session=worker_session(self.base_url),
             )
 
     def close(self) -> None:

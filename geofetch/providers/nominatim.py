@@ -19,16 +19,14 @@ import requests
 
 from ..exceptions import HTTPError
 from ..redact import redact
-from ._http import (  # noqa: F401 - re-exported: nominatim was their first home
+from ._http import (
     DEFAULT_USER_AGENT,
-    HTTP_STATUS_ERRORS,
     check_base_url,
     content_type,
     error_for_exception,
     error_for_response,
     guard_library_logs,
-    retry_after_seconds,
-    scrub_chain,
+    worker_session,
 )
 from .base import Answer, Provider
 
@@ -71,7 +69,7 @@ class NominatimProvider(Provider):
         """Build this worker's session (idempotent)."""
         if self._session is None:
             guard_library_logs(self.secrets())
-            session = requests.Session()
+            session = worker_session(self.base_url)
             session.headers["User-Agent"] = self.user_agent
             session.headers["Accept"] = "application/json"
             self._session = session
