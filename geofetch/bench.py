@@ -382,7 +382,7 @@ def plot_report(report: BenchReport, path: str) -> None:
         raise UsageError("--plot needs matplotlib: pip install 'geofetch[plot]'")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
+    from matplotlib.ticker import FixedLocator, LogLocator, NullLocator, ScalarFormatter
 
     figure = Figure(figsize=(7.5, 4.8), dpi=120, layout="constrained")
     FigureCanvasAgg(figure)
@@ -402,11 +402,12 @@ def plot_report(report: BenchReport, path: str) -> None:
     if log:
         axes.set_xscale("log", base=2)
         axes.set_yscale("log")
-        for axis in (axes.xaxis, axes.yaxis):
-            axis.set_major_formatter(ScalarFormatter())
-            axis.set_minor_formatter(ScalarFormatter() if axis is axes.yaxis else "")
         axes.xaxis.set_major_locator(FixedLocator(sizes))
         axes.xaxis.set_minor_locator(NullLocator())
+        axes.yaxis.set_minor_locator(LogLocator(base=10, subs=(2.0, 5.0)))
+        for axis in (axes.xaxis, axes.yaxis):
+            axis.set_major_formatter(ScalarFormatter())
+        axes.yaxis.set_minor_formatter(ScalarFormatter())
     axes.set_xlabel("workers (pool size)")
     axes.set_ylabel("throughput (rows/s)")
     axes.set_title(_title(report))

@@ -21,7 +21,7 @@ from ..bench import (
     run_bench,
 )
 from ..executors import EXECUTORS
-from .common import non_negative_float, positive_int
+from .argtypes import non_negative_float, positive_int
 from .env import Environment, ExitStatus
 
 FORMATS = ("table", "csv", "json")
