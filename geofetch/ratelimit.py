@@ -230,9 +230,10 @@ class _Locked:
         self.gate._mapped()
         self.lock = self.gate._thread_lock
         self.lock.acquire()
-        self.fd = self.gate._fd
-        assert self.fd is not None
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        fd = self.gate._fd
+        assert fd is not None
+        self.fd: int = fd
+        fcntl.flock(fd, fcntl.LOCK_EX)
 
     def __exit__(self, *exc_info: object) -> None:
         fcntl.flock(self.fd, fcntl.LOCK_UN)
