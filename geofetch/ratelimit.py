@@ -10,11 +10,12 @@ when workers are faster than the rate the slots are back to back, so a long run
 achieves the full rate. A 429 / ``OVER_QUERY_LIMIT`` moves TAT forward for
 everyone (:meth:`RequestGate.defer`), so the whole run backs off at once.
 
-Slots are spaced ``1 / (HEADROOM * rate)`` rather than exactly ``1 / rate``: a
-worker that wakes a few milliseconds late (scheduling, the GIL) and the next one
-on time would otherwise land ``rate + 2`` requests in some one-second window at
-the server. 2.5% headroom absorbs tens of milliseconds of such jitter, and a long
-run still achieves 97.5% of the rate.
+Slots are spaced ``1 / (HEADROOM * rate)`` rather than exactly ``1 / rate``, and a
+worker is released no sooner than ``1 / rate`` after the previous actual release:
+a worker that wakes late (scheduling, the GIL) and the next one on time would
+otherwise land ``rate + 2`` requests in some one-second window at the server. The
+2.5% headroom lets the schedule make up such a delay, and a long run still achieves
+97.5% of the rate.
 
 The state lives in a small file mapped into memory (``mmap``), created by the
 parent before any worker starts and reopened by path in each worker: a module
@@ -47,7 +48,10 @@ from .exceptions import BudgetExhausted, RequestDenied, RunAborted, UsageError
 
 # TAT (float seconds), requests sent (int), abort kind (int), reason length (int)
 _HEADER = struct.Struct("<dqii")
-_REASON_MAX = 480
+_REASON_MAX = 472
+# The last actual release time (float seconds) sits at the end of the record.
+_RELEASE = struct.Struct("<d")
+_RELEASE_AT = 504
 #: Fraction of the nominal rate actually scheduled (see the module docstring).
 HEADROOM = 0.975
 _SIZE = 512
@@ -152,6 +156,23 @@ class RequestGate:
                 tat = start + 1.0 / (HEADROOM * self.rate)
             self._write(tat, count + 1)
         self._wait_until(start)
+        if self.rate:
+            self._release(self.rate)
+
+    def _release(self, rate: float) -> None:
+        """Keep actual sends at least ``1 / rate`` apart.
+
+        A worker that wakes late for its slot must not land just before the next
+        worker, which is on time: that pair would put ``rate + 2`` requests in some
+        one-second window. The slots are ``1 / (HEADROOM * rate)`` apart, so a late
+        worker's delay is made up again at 2.5% of a slot per request.
+        """
+        with self._locked():
+            data = self._mapped()
+            (last,) = _RELEASE.unpack_from(data, _RELEASE_AT)
+            release = max(self._clock(), last + 1.0 / rate)
+            _RELEASE.pack_into(data, _RELEASE_AT, release)
+        self._wait_until(release)
 
     def _wait_until(self, start: float) -> None:
         """Sleep until ``start`` (monotonic seconds), noticing an abort meanwhile."""

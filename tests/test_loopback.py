@@ -58,7 +58,7 @@ def test_one_rate_limit_for_every_worker(server, executor, rate):
     n = rate * 3 + 1  # three seconds of requests at the limit
     places = _city_names(n)
     results = geocode_many(places, provider="google", key=KEY, base_url=server.url,
-                           executor=executor, workers=16 if executor == "thread" else 6,
+                           executor=executor, workers=8 if executor == "thread" else 4,
                            rate=rate, cache=None)
     assert [r.query for r in results] == places
     assert all(r.status in ("ok", "not_found") for r in results)

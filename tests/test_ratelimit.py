@@ -180,3 +180,32 @@ def test_many_threads_first_using_a_gate_at_once_do_not_deadlock():
         assert not any(t.is_alive() for t in threads)
         assert gate.requests_sent == 16 * 20
         gate.close()
+
+
+class LateClock(FakeClock):
+    """A clock whose sleeps overshoot when told to, like a worker woken late."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.late_by: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        super().sleep(seconds + (self.late_by.pop(0) if self.late_by else 0.0))
+
+
+def test_a_late_worker_does_not_land_just_before_the_next_one():
+    clock = LateClock()
+    gate = RequestGate(10, _clock=clock.time, _sleep=clock.sleep)
+    released = []
+    gate.acquire()  # at once
+    released.append(clock.now)
+    clock.late_by = [0.05]  # the second worker wakes 50 ms after its slot
+    gate.acquire()
+    released.append(clock.now)
+    gate.acquire()  # its slot is on time, but it may not follow the late one closely
+    released.append(clock.now)
+    gate.close()
+    slot = 0.1 / HEADROOM
+    assert released[1] == pytest.approx(1000 + slot + 0.05)
+    assert released[2] - released[1] == pytest.approx(0.1)  # 1/rate, not slot - 0.05
+    assert released[2] > 1000 + 2 * slot
