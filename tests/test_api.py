@@ -124,3 +124,32 @@ def test_fetch_many_through_the_public_import():
     assert [r.status for r in results] == ["ok", "invalid", "failed"]
     assert results[0].title == "Page 1"
     assert results[2].error == "HTTPError: 404 Not Found"
+
+
+@pytest.mark.timeout(120)
+def test_retries_timeout_and_max_requests_options():
+    options = {"provider": "google", "key": KEY, "rate": 0, "executor": "thread", "workers": 2}
+    failing = LocalServer(latency=0.0, fail_rate=1.0, seed=5)
+    with failing as url:
+        retried = geocode_many(["Berlin", "Osaka"], base_url=url, retries=2, **options)
+        after_retries = failing.stats()["total"]
+        budget = geocode_many([f"town {i}" for i in range(10)], base_url=url, retries=5,
+                              max_requests=4, **options)
+        after_budget = failing.stats()["total"]
+    assert [r.attempts for r in retried] == [3, 3]
+    assert all(r.error.startswith("ServerError: ") for r in retried)
+    assert after_retries == 6
+    assert after_budget - after_retries == 4
+    assert [r.status for r in budget] == ["failed"] * 10
+    assert sum("budget exhausted" in r.error for r in budget) >= 6
+    with LocalServer(latency=2.0) as url:
+        slow = geocode_many(["Zadar"], base_url=url, retries=0, timeout=0.2, **options)
+    assert slow[0].error == "Timeout: no answer within 0.2 s"
+
+
+def test_progress_true_draws_a_bar_on_stderr(capsys):
+    results = geocode_many(["Berlin", "Osaka", "Zadar"], progress=True)
+    captured = capsys.readouterr()
+    assert len(results) == 3
+    assert captured.out == ""
+    assert "row/s" in captured.err  # tqdm's bar, on stderr only
