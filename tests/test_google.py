@@ -44,12 +44,6 @@ def provider() -> GoogleProvider:
     p.close()
 
 
-@pytest.fixture
-def mocked():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        yield rsps
-
-
 def raised(provider: GoogleProvider, timeout: float = 10) -> exc.ProviderError:
     with pytest.raises(exc.ProviderError) as info:
         provider.geocode("Kraków", timeout=timeout)

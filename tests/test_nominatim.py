@@ -33,12 +33,6 @@ def provider() -> NominatimProvider:
     p.close()
 
 
-@pytest.fixture
-def mocked():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        yield rsps
-
-
 def raised(provider: NominatimProvider, timeout: float = 10) -> exc.ProviderError:
     with pytest.raises(exc.ProviderError) as info:
         provider.geocode("Wien", timeout=timeout)

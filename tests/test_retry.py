@@ -75,12 +75,6 @@ def google() -> GoogleProvider:
 
 
 @pytest.fixture
-def mocked():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        yield rsps
-
-
-@pytest.fixture
 def gate():
     fake = FakeTime()
     with RequestGate(rate=None, _clock=fake.clock, _sleep=fake.sleep) as g:
