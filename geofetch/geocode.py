@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import Any
 
-from .cache import CacheEntry, MemoryCache, SQLiteCache, open_cache
+from .cache import CacheEntry, open_cache
 from .exceptions import describe
 from .job import Job, progress_option
 from .models import FAILED, INVALID, MAX_QUERY_LENGTH, NOT_FOUND, OK, GeocodeResult
@@ -135,9 +135,8 @@ def geocode_job(
     instance = get_provider(provider, key=key, base_url=base_url)
     if rate is DEFAULT or rate is None:
         rate = instance.default_rate
-    opened = cache if isinstance(cache, MemoryCache | SQLiteCache) else open_cache(cache)
     return Job(places, GeocodeWork(instance), executor=executor, workers=workers, rate=rate,
-               retries=retries, timeout=timeout, cache=opened, max_requests=max_requests,
+               retries=retries, timeout=timeout, cache=open_cache(cache), max_requests=max_requests,
                progress=progress, window=window)
 
 

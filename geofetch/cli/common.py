@@ -9,7 +9,7 @@ import logging
 import signal
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import IO, Any
 
 from ..cache import SQLiteCache, default_cache_path
@@ -116,7 +116,6 @@ def execute(
     fields: tuple[str, ...],
     args: argparse.Namespace,
     env: Environment,
-    on_row: Callable[[Any], None] | None = None,
 ) -> int:
     """Run ``job`` over ``table``, writing each row in order; return the exit status."""
     stream, fmt = open_output(args, env)
@@ -138,8 +137,6 @@ def execute(
                 writer.write(rows.popleft(), result)
                 if bar is not None:
                     bar.update(1)
-                if on_row is not None:
-                    on_row(result)
     except Terminated:
         status = ExitStatus.TERMINATED
     except KeyboardInterrupt:

@@ -37,11 +37,6 @@ class Table:
     is_csv: bool
     line_count: int | None = None
 
-    def queries(self) -> Iterator[str]:
-        """Just the query column of each row."""
-        for row in self.rows:
-            yield row[self.column] if self.column < len(row) else ""
-
 
 def open_table(
     path: str,
