@@ -10,6 +10,7 @@ off, not just the one that was told.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable
@@ -20,6 +21,10 @@ from .exceptions import ProviderError, RateLimited, RunAborted, TransientError
 from .ratelimit import RequestGate
 
 T = TypeVar("T")
+# One generator, not one per call (seeding reads os.urandom); reseeded in a forked
+# child so workers do not retry in step.
+_RNG = random.Random()
+os.register_at_fork(after_in_child=_RNG.seed)
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,6 @@ def call_with_retries(
     gate, so every other worker stops too. Non-provider exceptions propagate: the
     engine captures them in the row.
     """
-    rng = rng or random.Random()
     attempt = 0
     while True:
         try:
@@ -89,7 +93,7 @@ def call_with_retries(
         except ProviderError as error:
             if not policy.should_retry(error, attempt):
                 return Attempted(error=error, attempts=attempt)
-            wait = policy.delay(error, attempt, rng)
+            wait = policy.delay(error, attempt, rng or _RNG)
             if isinstance(error, RateLimited) and error.retry_after and gate is not None:
                 gate.defer(float(error.retry_after))
             sleep(wait)
