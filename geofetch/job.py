@@ -92,7 +92,8 @@ class Job(Generic[R]):
         self.workers = workers
         self.timeout = timeout
         self.policy = RetryPolicy(retries=retries)
-        self.gate = RequestGate(rate if work.uses_network else None, max_requests)
+        self.gate = RequestGate(rate if work.uses_network else None, max_requests,
+                                processes=executor == "process")
         self.cache = cache if work.cacheable and cache is not None else None
         self._memory = MemoryCache()
         self.progress = progress

@@ -66,7 +66,9 @@ class RequestGate:
 
     ``rate`` is requests per second for the whole run (``None`` or 0: no limit);
     ``max_requests`` caps the requests of the run, retries included (``None``: no cap).
-    Picklable: a copy in another process shares the same state.
+    Picklable: a copy in another process shares the same state. ``processes=False``
+    (a thread or serial run) skips the cross-process ``flock``: two system calls
+    per request, each a chance for another thread to take the GIL.
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class RequestGate:
         rate: float | None = None,
         max_requests: int | None = None,
         *,
+        processes: bool = True,
         _clock: Callable[[], float] = time.monotonic,
         _sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -83,6 +86,7 @@ class RequestGate:
             raise UsageError(f"max_requests must be 0 or more, not {max_requests}")
         self.rate = rate or None
         self.max_requests = max_requests
+        self.processes = processes
         self._clock = _clock
         self._sleep = _sleep
         directory = "/dev/shm" if os.path.isdir("/dev/shm") else None
@@ -99,6 +103,9 @@ class RequestGate:
         self._thread_lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
+        if not self.processes:
+            raise TypeError("this RequestGate was made with processes=False: it cannot be "
+                            "shared with another process")
         state = self.__dict__.copy()
         for name in ("_pid", "_fd", "_map", "_thread_lock", "_clock", "_sleep"):
             state.pop(name, None)
@@ -254,10 +261,13 @@ class _Locked:
         fd = self.gate._fd
         assert fd is not None
         self.fd: int = fd
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        self.processes = self.gate.processes
+        if self.processes:
+            fcntl.flock(fd, fcntl.LOCK_EX)
 
     def __exit__(self, *exc_info: object) -> None:
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        if self.processes:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
         self.lock.release()
 
 

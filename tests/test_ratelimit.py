@@ -209,3 +209,30 @@ def test_a_late_worker_does_not_land_just_before_the_next_one():
     assert released[1] == pytest.approx(1000 + slot + 0.05)
     assert released[2] - released[1] == pytest.approx(0.1)  # 1/rate, not slot - 0.05
     assert released[2] > 1000 + 2 * slot
+
+
+@pytest.mark.timeout(60)
+def test_a_thread_only_gate_counts_every_thread_and_refuses_to_leave_the_process():
+    import threading
+
+    gate = RequestGate(rate=None, max_requests=None, processes=False)
+    threads = [threading.Thread(target=lambda: [gate.acquire() for _ in range(50)])
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert gate.requests_sent == 8 * 50
+    with pytest.raises(TypeError, match="processes=False"):
+        pickle.dumps(gate)
+    gate.close()
+
+
+@pytest.mark.parametrize(("executor", "processes"), [("thread", False), ("serial", False),
+                                                     ("process", True)])
+def test_jobs_share_their_gate_across_processes_only_when_they_run_processes(executor, processes):
+    from geofetch.geocode import geocode_job
+
+    job = geocode_job(["Berlin"], provider="offline", executor=executor)
+    assert job.gate.processes is processes
+    job.gate.close()
