@@ -47,6 +47,8 @@ WorkerFactory = Callable[[], Callable[[Any], Any]]
 EXECUTORS = ("thread", "process", "serial")
 _MAX_FAILED_STARTS = 3
 _FLUSH_SECONDS = 0.05
+# A worker thread's loop with nothing to do for this long ends.
+_IDLE_SECONDS = 1.0
 _PRELOAD = ("__main__", "geofetch.geocode", "geofetch.fetch", "geofetch.providers.google",
             "geofetch.providers.nominatim", "geofetch.providers.offline")
 
@@ -127,29 +129,53 @@ class SerialExecutor(Executor):
 
 
 class ThreadExecutor(Executor):
-    """A ``ThreadPoolExecutor``; each thread builds its own worker function once."""
+    """A ``ThreadPoolExecutor`` whose threads each run one loop over a task queue.
+
+    Each loop builds its worker function once. One pool task per thread, not per
+    row: a ``Future`` per row costs a condition and two contended locks, more than
+    the engine's own bookkeeping for the row. A loop left idle for
+    :data:`_IDLE_SECONDS` ends (the next task starts another), so a run abandoned
+    without being closed cannot keep the interpreter from exiting.
+    """
 
     kind = "thread"
 
     def __init__(self, make_worker: WorkerFactory, workers: int) -> None:
         self.workers = workers
         self._make_worker = make_worker
-        self._local = threading.local()
+        self._tasks: queue.SimpleQueue[tuple[int, Any] | None] = queue.SimpleQueue()
         self._done: queue.SimpleQueue[tuple[int, Outcome]] = queue.SimpleQueue()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="geofetch-worker")
+        self._loops = 0  # loops running or about to
+        self._loops_lock = threading.Lock()
+        self._stopping = False
 
-    def _run(self, task_id: int, payload: Any) -> None:
-        fn = getattr(self._local, "fn", None)
-        if fn is None:
-            built = capture(lambda _: self._make_worker(), None)
-            if built[0] == "error":
-                self._done.put((task_id, built))
+    def _loop(self) -> None:
+        fn, init_error = None, ""
+        try:
+            fn = self._make_worker()
+        except BaseException as exc:  # noqa: BLE001 - reported with every task it gets
+            init_error = describe(exc)
+        while not self._stopping:
+            try:
+                task = self._tasks.get(timeout=_IDLE_SECONDS)
+            except queue.Empty:
+                with self._loops_lock:
+                    if self._tasks.empty():  # else a task came in as the wait ended
+                        self._loops -= 1
+                        return
+                continue
+            if task is None:
                 return
-            fn = self._local.fn = built[1]
-        self._done.put((task_id, capture(fn, payload)))
+            task_id, payload = task
+            self._done.put((task_id, capture(fn, payload, init_error)))
 
     def submit(self, task_id: int, payload: Any, *, alone: bool = False) -> None:
-        self._pool.submit(self._run, task_id, payload)
+        self._tasks.put((task_id, payload))
+        with self._loops_lock:
+            if self._loops < self.workers:  # a loop per task until the pool is full
+                self._loops += 1
+                self._pool.submit(self._loop)
 
     def completed(self, timeout: float | None) -> Completed:
         try:
@@ -163,7 +189,12 @@ class ThreadExecutor(Executor):
                 return done
 
     def shutdown(self, *, wait: bool = True) -> None:
-        self._pool.shutdown(wait=wait, cancel_futures=True)
+        if not wait:
+            self._stopping = True  # running tasks finish, queued ones are dropped
+        with self._loops_lock:
+            for _ in range(self._loops):
+                self._tasks.put(None)
+        self._pool.shutdown(wait=wait)
 
 
 def _process_main(conn: Any, make_worker: WorkerFactory) -> None:

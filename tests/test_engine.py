@@ -5,6 +5,10 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import pickle
+import subprocess
+import sys
+import threading
+from pathlib import Path
 
 import pytest
 
@@ -178,3 +182,57 @@ def test_process_workers_are_gone_after_shutdown():
 def test_results_pickle():
     result = geocode_many(["Berlin"], provider=FakeProvider())[0]
     assert pickle.loads(pickle.dumps(result)) == result
+
+
+def _count_builds(counter):
+    def make_worker():
+        with counter["lock"]:
+            counter["built"] += 1
+        return lambda payload: (payload, threading.get_ident())
+    return make_worker
+
+
+@pytest.mark.timeout(60)
+def test_thread_executor_builds_one_worker_per_thread_and_runs_every_task_once():
+    counter = {"built": 0, "lock": threading.Lock()}
+    executor = make_executor("thread", _count_builds(counter), 4)
+    for task_id in range(200):
+        executor.submit(task_id, task_id)
+    done = []
+    while len(done) < 200:
+        done += executor.completed(timeout=10)
+    executor.shutdown()
+    assert sorted(task_id for task_id, _ in done) == list(range(200))
+    assert all(outcome[1][0] == task_id for task_id, outcome in done)
+    assert counter["built"] == len({outcome[1][1] for _, outcome in done}) <= 4
+
+
+def _failing_factory():
+    raise RuntimeError("no worker today")
+
+
+@pytest.mark.timeout(60)
+def test_thread_worker_that_cannot_be_built_fails_each_of_its_tasks():
+    results = Run(range(10), make_executor("thread", _failing_factory, 3),
+                  plan=lambda i: Plan(payload=i), finish=lambda i, v: v,
+                  fail=lambda i, e: e)
+    assert list(results) == ["RuntimeError: no worker today"] * 10
+
+
+@pytest.mark.timeout(120)
+def test_an_abandoned_thread_run_does_not_keep_the_interpreter_alive(tmp_path):
+    script = tmp_path / "abandon.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent.parent)!r})\n"
+        "from geofetch import iter_geocode\n"
+        "from tests.fakes import FakeProvider\n"
+        "results = iter_geocode(['a'] * 100 + ['slow'] * 100, provider=FakeProvider(),\n"
+        "                       workers=4)\n"
+        "print(next(results).query, flush=True)\n"
+        "sys.modules['__main__'].keep = results  # never closed, never collected\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=90)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "a\n"
