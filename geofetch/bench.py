@@ -45,6 +45,7 @@ __all__ = [
     "BenchRow",
     "Measurement",
     "bench_names",
+    "cpu_times",
     "max_per_window",
     "ideal_rate",
     "measure",
@@ -52,6 +53,7 @@ __all__ = [
     "percentile",
     "plot_report",
     "run_bench",
+    "steal_between",
     "summarize",
 ]
 
@@ -73,7 +75,10 @@ class Measurement:
     the rows whose status is ``failed``; ``startup_seconds`` the time to the first
     result; ``requests`` the HTTP requests sent; ``in_flight`` the most requests
     the server held at once (``None`` when no local server); ``first_error`` the
-    ``error`` of the first failed row.
+    ``error`` of the first failed row. With ``runs`` > 1 this is the fastest of that
+    many runs, and ``slowest_rows_per_second`` the slowest's rows/s. ``cpu_steal``
+    is the fraction of the machine's CPU time its hypervisor took during this run
+    (``None`` where the system does not say).
     """
 
     executor: str
@@ -85,6 +90,9 @@ class Measurement:
     requests: int = 0
     in_flight: int | None = None
     first_error: str | None = None
+    runs: int = 1
+    slowest_rows_per_second: float | None = None
+    cpu_steal: float | None = None
 
     @property
     def rows(self) -> int:
@@ -112,6 +120,9 @@ class BenchRow:
     requests: int
     failures: int
     first_error: str | None = None
+    runs: int = 1
+    slowest_rows_per_second: float | None = None
+    cpu_steal: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The row as plain values (for csv and json)."""
@@ -183,6 +194,9 @@ def summarize(
             requests=m.requests,
             failures=m.failures,
             first_error=m.first_error,
+            runs=m.runs,
+            slowest_rows_per_second=m.slowest_rows_per_second,
+            cpu_steal=m.cpu_steal,
         ))
     return rows
 
@@ -206,6 +220,28 @@ def bench_names(count: int, offset: int = 0) -> list[str]:
     start = offset % len(names)
     chosen = list(names[start:start + count])
     return chosen + list(names[:count - len(chosen)])
+
+
+def cpu_times() -> tuple[int, int] | None:
+    """(steal, total) CPU time of the whole machine in clock ticks, from Linux's
+    ``/proc/stat``; ``None`` elsewhere."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = stat.readline().split()
+    except OSError:
+        return None
+    if len(fields) < 9 or fields[0] != "cpu":
+        return None
+    ticks = [int(value) for value in fields[1:9]]  # user .. steal; guest is inside user
+    return ticks[7], sum(ticks)
+
+
+def steal_between(before: tuple[int, int] | None,
+                  after: tuple[int, int] | None) -> float | None:
+    """The fraction of CPU time the hypervisor took between two :func:`cpu_times`."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
 
 
 def max_per_window(arrivals: Sequence[float], window: float = 1.0) -> int:
@@ -284,6 +320,7 @@ class BenchReport:
     rate: float | None
     target: str  # "local server", the user's URL, or "gazetteer"
     cpus: int = field(default_factory=lambda: os.cpu_count() or 1)
+    repeat: int = 1
 
     def as_dict(self) -> dict[str, Any]:
         """The report as plain values (for json)."""
@@ -294,6 +331,7 @@ class BenchReport:
             "latency_seconds": self.latency_seconds,
             "rate": self.rate,
             "cpus": self.cpus,
+            "repeat": self.repeat,
             "rows": [row.as_dict() for row in self.rows],
         }
 
@@ -309,8 +347,13 @@ def run_bench(
     base_url: str | None = None,
     key: str | None = None,
     progress: Callable[[BenchRow], None] | None = None,
+    repeat: int = 1,
 ) -> BenchReport:
     """Measure every executor × workers pair, smallest pool first; return the report.
+
+    Each pair runs ``repeat`` times, on fresh places each time, and the fastest run
+    is kept (as ``timeit`` keeps the best: on a shared machine the slower runs are
+    the disturbed ones); its row also gives the slowest run's rows/s.
 
     Without ``base_url``, network providers go to a local server started here in
     a child process, answering ``latency_seconds`` late and refusing more than
@@ -320,6 +363,8 @@ def run_bench(
     row as it is measured (its speedup and efficiency already final).
     """
     _check(workers, executors, requests, provider, base_url)
+    if repeat < 1:
+        raise UsageError(f"repeat must be at least 1, not {repeat}")
     workers = sorted(set(workers))
     executors = list(dict.fromkeys(executors))
     if provider == "offline":
@@ -341,23 +386,32 @@ def run_bench(
         rows: list[BenchRow] = []
         for kind in executors:
             for size in workers:
-                places = bench_names(requests, offset=len(measured) * requests)
-                if provider == "offline":
-                    places = [misspell(place) for place in places]
-                if server is not None:
-                    server.reset()
-                m = measure(places, executor=kind, workers=size, provider=provider,
-                            rate=rate, base_url=base_url, key=key)
-                if server is not None:
-                    m = replace(m, in_flight=server.stats()["max_in_flight"])
-                measured.append(m)
+                runs: list[Measurement] = []
+                for _ in range(repeat):
+                    places = bench_names(requests, offset=(len(measured) * repeat + len(runs))
+                                         * requests)
+                    if provider == "offline":
+                        places = [misspell(place) for place in places]
+                    if server is not None:
+                        server.reset()
+                    before = cpu_times()
+                    m = measure(places, executor=kind, workers=size, provider=provider,
+                                rate=rate, base_url=base_url, key=key)
+                    m = replace(m, cpu_steal=steal_between(before, cpu_times()))
+                    if server is not None:
+                        m = replace(m, in_flight=server.stats()["max_in_flight"])
+                    runs.append(m)
+                speeds = [_rows_per_second(run) for run in runs]
+                best = runs[speeds.index(max(speeds))]
+                measured.append(replace(best, runs=repeat, slowest_rows_per_second=min(speeds)))
                 rows = summarize(measured, latency_seconds, rate)
                 if progress is not None:
                     progress(rows[-1])
     finally:
         if server is not None:
             server.stop()
-    return BenchReport(rows, provider, requests, latency_seconds, rate or None, target)
+    return BenchReport(rows, provider, requests, latency_seconds, rate or None, target,
+                       repeat=repeat)
 
 
 def _warm_up_process_start() -> None:

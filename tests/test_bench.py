@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -17,12 +18,14 @@ from geofetch.bench import (
     Measurement,
     _all_names,
     bench_names,
+    cpu_times,
     ideal_rate,
     misspell,
     percentile,
+    steal_between,
     summarize,
 )
-from geofetch.cli.bench import format_table
+from geofetch.cli.bench import format_table, notes
 from geofetch.exceptions import UsageError
 from geofetch.server import LocalServer
 
@@ -146,7 +149,7 @@ def test_json_sweep_threads_and_processes(cli):
         assert 1 <= row["in_flight"] <= row["workers"]
         assert row["p50_ms"] >= 10.0  # the server's latency is in every request
     assert rows[0]["speedup"] == 1.0 and rows[2]["speedup"] == 1.0
-    progress = [line for line in result.stderr.splitlines() if line.startswith("bench: ")]
+    progress = [line for line in result.stderr.splitlines() if " workers: " in line]
     assert len(progress) == 4 and "process × 2 workers: 6 rows" in progress[-1]
 
 
@@ -230,3 +233,43 @@ def test_failures_are_counted_and_exit_1(cli):
     assert row["first_error"].startswith("RequestDenied")
     assert "3 failed (first: RequestDenied" in result.stderr
     assert "AIzaTheServersOwnKey" not in result.stdout + result.stderr
+
+
+def test_cpu_steal_is_the_hypervisors_share_of_the_ticks_between_two_readings():
+    assert steal_between((10, 1000), (60, 2000)) == pytest.approx(0.05)
+    assert steal_between(None, (60, 2000)) is None
+    assert steal_between((10, 1000), (10, 1000)) is None  # no time passed
+    now = cpu_times()
+    if now is not None:  # Linux
+        steal, total = now
+        assert 0 <= steal <= total
+
+
+def test_notes_say_how_many_runs_and_warn_of_steal():
+    rows = summarize(_fixed(), latency_seconds=0.1, rate=None)
+    rows = [replace(row, runs=3, slowest_rows_per_second=row.rows_per_second * 0.9,
+                    cpu_steal=0.08) for row in rows]
+    report = BenchReport(rows, "google", 100, 0.1, None, "local server", repeat=3)
+    assert notes(report) == [
+        "each row: the fastest of 3 runs; the slowest run was within 10%",
+        "cpu steal: the hypervisor took up to 8% of this machine's CPU during a run; "
+        "rows/s may be low by about as much",
+    ]
+    quiet = BenchReport([replace(row, cpu_steal=0.001) for row in rows], "google", 100, 0.1,
+                        None, "local server")
+    assert notes(quiet) == []
+
+
+@pytest.mark.timeout(180)
+def test_repeat_keeps_the_fastest_run_of_each_pair(cli):
+    result = cli(["bench", "--provider", "offline", "--requests", "5", "--workers", "1,2",
+                  "--executor", "thread", "--repeat", "3", "--format", "json"])
+    assert result.status == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["repeat"] == 3
+    for row in report["rows"]:
+        assert row["runs"] == 3 and row["rows"] == 5
+        assert 0 < row["slowest_rows_per_second"] <= row["rows_per_second"]
+    assert "bench: each row: the fastest of 3 runs" in result.stderr
+    progress = [line for line in result.stderr.splitlines() if " workers: " in line]
+    assert len(progress) == 2  # one line per pair, not per run

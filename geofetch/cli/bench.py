@@ -95,6 +95,8 @@ def register(subparsers: Any) -> None:
                         help="measure this server instead of starting the local one")
     parser.add_argument("--plot", metavar="FILE.png",
                         help="also write a chart of rows/s against workers (needs matplotlib)")
+    parser.add_argument("--repeat", type=positive_int, default=1, metavar="N",
+                        help="run each pair N times and keep the fastest run (default 1)")
     parser.add_argument("--format", choices=FORMATS, default="table",
                         help="table (default), csv or json, on stdout")
     parser.set_defaults(func=run)
@@ -119,8 +121,11 @@ def run(args: argparse.Namespace, env: Environment) -> int:
 
     report = run_bench(workers=args.workers, executors=args.executor, requests=args.requests,
                        latency_seconds=latency, rate=args.rate, provider=args.provider,
-                       base_url=args.base_url, key=key, progress=progress)
+                       base_url=args.base_url, key=key, progress=progress,
+                       repeat=args.repeat)
     write_report(report, args.format, env.stdout)
+    for line in notes(report):
+        env.stderr.write(f"bench: {line}\n")
     if args.plot:
         try:
             plot_report(report, args.plot)
@@ -171,6 +176,26 @@ def format_table(report: BenchReport) -> str:
         rest = [cell.rjust(width) for cell, width in zip(line[1:], widths[1:], strict=True)]
         lines.append("  ".join([first, *rest]).rstrip())
     return "\n".join(lines) + "\n"
+
+
+#: CPU steal from this share up is worth a warning under the table.
+STEAL_NOTICE = 0.02
+
+
+def notes(report: BenchReport) -> list[str]:
+    """Remarks for stderr: how many runs each row is the best of, and the CPU time
+    the machine's hypervisor took (a shared VM's noise) if it was noticeable."""
+    lines = []
+    if report.repeat > 1:
+        slowest = [row.slowest_rows_per_second / row.rows_per_second for row in report.rows
+                   if row.slowest_rows_per_second and row.rows_per_second]
+        spread = f"; the slowest run was within {1 - min(slowest):.0%}" if slowest else ""
+        lines.append(f"each row: the fastest of {report.repeat} runs{spread}")
+    steal = [row.cpu_steal for row in report.rows if row.cpu_steal is not None]
+    if steal and max(steal) >= STEAL_NOTICE:
+        lines.append(f"cpu steal: the hypervisor took up to {max(steal):.0%} of this machine's "
+                     "CPU during a run; rows/s may be low by about as much")
+    return lines
 
 
 def _missing(value: Any) -> bool:
