@@ -17,6 +17,11 @@ provider runs the same sweep on the gazetteer alone, with each name misspelled
 (``Berlinn``) so every lookup takes the fuzzy path, about 8 ms of CPU: CPU-bound
 work, where the GIL caps threads and processes use every core. It has no ideal.
 
+A shared machine is noisy: ``repeat`` runs each pair several times and keeps the
+fastest run, and every run records the CPU share the machine's hypervisor took
+meanwhile (``cpu_steal``, from Linux's ``/proc/stat``), which on a cloud VM can
+reach a tenth and shows up directly as lost rows/s.
+
 The arithmetic (:func:`percentile`, :func:`ideal_rate`, :func:`summarize`) is pure
 and tested on fixed timings; :func:`run_bench` measures; :func:`plot_report`
 draws the chart (matplotlib, imported only when called).
@@ -503,5 +508,6 @@ def _title(report: BenchReport) -> str:
         where = f"{report.provider} API, {report.latency_seconds * 1000:g} ms latency"
     else:
         where = f"{report.provider} API at {report.target}"
+    runs = f", fastest of {report.repeat} runs" if report.repeat > 1 else ""
     return (f"geofetch bench: {where}, {rate}\n"
-            f"{report.requests} distinct places per point, {report.cpus} CPUs")
+            f"{report.requests} distinct places per point{runs}, {report.cpus} CPUs")
