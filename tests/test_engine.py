@@ -204,7 +204,9 @@ def test_thread_executor_builds_one_worker_per_thread_and_runs_every_task_once()
     executor.shutdown()
     assert sorted(task_id for task_id, _ in done) == list(range(200))
     assert all(outcome[1][0] == task_id for task_id, outcome in done)
-    assert counter["built"] == len({outcome[1][1] for _, outcome in done}) <= 4
+    # a thread may build its worker and find the queue already empty: no more
+    # builds than threads, and every thread that ran a task built first
+    assert len({outcome[1][1] for _, outcome in done}) <= counter["built"] <= 4
 
 
 def _failing_factory():
