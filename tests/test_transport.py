@@ -664,3 +664,53 @@ def test_header_lines_read_as_the_email_parser_reads_them():
     assert lean.keys() == stock.keys()
     assert lean.get("X-Folded").split() == stock.get("X-Folded").split() == ["first", "second"]
     assert len(lean) == len(stock)
+
+
+# -- https ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def https_server(tmp_path):
+    """The same server behind TLS, with a self-signed certificate for 127.0.0.1."""
+    import shutil
+    import ssl
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    srv = _Server()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    srv.socket = context.wrap_socket(srv.socket, server_side=True)
+    thread = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield srv, f"https://127.0.0.1:{srv.server_port}", str(cert)
+    srv.stopping.set()
+    srv.shutdown()
+    srv.server_close()
+    thread.join(timeout=10)
+
+
+def test_https_verifies_with_the_given_bundle_and_keeps_the_connection(https_server, session,
+                                                                       plain, paths):
+    srv, base, cert = https_server
+    for _ in range(3):
+        assert get(session, base + "/gzip", verify=cert).json() == json.loads(BODY)
+    assert paths == ["short"] * 3
+    assert srv.opened == 1
+    session.verify = cert  # the session's own setting, as worker_session sets it
+    assert get(session, base + "/json").json() == get(plain, base + "/json", verify=cert).json()
+
+
+def test_https_refuses_an_untrusted_certificate_unless_told_not_to_verify(https_server, session,
+                                                                          paths):
+    srv, base, _ = https_server
+    with pytest.raises(requests.exceptions.SSLError):
+        get(session, base + "/json")  # verify=True: requests' CA bundle does not know it
+    assert get(session, base + "/json", verify=False).status_code == 200
+    assert paths == ["short"]  # the refused call raised before a path could record it
+    assert [seen.target for seen in srv.requests] == ["/json"]
