@@ -120,13 +120,13 @@ class RequestGate:
     # -- shared record ----------------------------------------------------------
 
     def _mapped(self) -> mmap.mmap:
-        if self._pid != _process.pid:  # first use in this process (or after fork)
+        if self._pid != _pid:  # first use in this process (or after fork)
             with _open_lock:  # many threads may get here at once: open exactly once
-                if self._pid != _process.pid:
+                if self._pid != _pid:
                     self._thread_lock = threading.Lock()
                     self._fd = os.open(self.path, os.O_RDWR)
                     self._map = mmap.mmap(self._fd, _SIZE)
-                    self._pid = _process.pid  # last: the others now skip this block
+                    self._pid = _pid  # last: the others now skip this block
         assert self._map is not None
         return self._map
 
@@ -275,20 +275,15 @@ class _Locked:
 _open_lock = threading.Lock()
 
 
-class _Process:
-    """This process's id, kept up to date across fork: ``os.getpid`` is a system
-    call, and the gate asks on every request."""
-
-    pid = os.getpid()
-
-
-_process = _Process()
+# This process's id, kept up to date across fork: os.getpid is a system call, and
+# the gate asks on every request.
+_pid = os.getpid()
 
 
 def _reset_after_fork() -> None:
-    global _open_lock
+    global _open_lock, _pid
     _open_lock = threading.Lock()
-    _process.pid = os.getpid()
+    _pid = os.getpid()
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)
