@@ -328,6 +328,33 @@ class KeepAliveSession(requests.Session):
 
         started = time.perf_counter()
         connection = self._connection(origin, verify)
+        self._send(connection, origin, target, sent, connect_timeout, read_timeout, prepared)
+        answer, body = self._receive(connection, origin, target, prepared)
+
+        response = requests.Response()
+        response.status_code = answer.status
+        response.reason = answer.reason
+        response.headers = _headers(answer)
+        response.encoding = get_encoding_from_headers(response.headers)
+        response._content = _decoded(body, response.headers.get("Content-Encoding"))
+        response._content_consumed = True  # type: ignore[attr-defined]
+        response.url = url
+        response.request = prepared
+        response.elapsed = datetime.timedelta(seconds=time.perf_counter() - started)
+        if "Set-Cookie" in response.headers:  # as requests: the answer's, then the session's
+            raw = _Raw(answer)
+            extract_cookies_to_jar(response.cookies, prepared, raw)  # type: ignore[no-untyped-call]
+            extract_cookies_to_jar(self.cookies, prepared, raw)  # type: ignore[no-untyped-call]
+        # as requests' merge_hooks: the call's response hooks, else the session's
+        chosen = hooks if hooks and hooks.get("response") else self.hooks
+        return dispatch_hook(  # type: ignore[no-untyped-call,no-any-return]
+            "response", chosen, response, stream=False, timeout=timeout, verify=verify,
+            cert=None, proxies=dict(self.proxies))
+
+    def _send(self, connection: _Connection, origin: _Origin, target: str,
+              sent: dict[str, Any], connect_timeout: float | None,
+              read_timeout: float | None, prepared: requests.PreparedRequest) -> None:
+        """Connect if need be, then send the GET; errors as requests raises them."""
         conn = connection.conn
         if conn.sock is None:
             conn.timeout = connect_timeout
@@ -356,27 +383,6 @@ class KeepAliveSession(requests.Session):
         except OSError as exc:
             connection.reset()
             raise requests.exceptions.ConnectionError(_text(exc), request=prepared) from exc
-        answer, body = self._receive(connection, origin, target, prepared)
-
-        response = requests.Response()
-        response.status_code = answer.status
-        response.reason = answer.reason
-        response.headers = _headers(answer)
-        response.encoding = get_encoding_from_headers(response.headers)
-        response._content = _decoded(body, response.headers.get("Content-Encoding"))
-        response._content_consumed = True  # type: ignore[attr-defined]
-        response.url = url
-        response.request = prepared
-        response.elapsed = datetime.timedelta(seconds=time.perf_counter() - started)
-        if "Set-Cookie" in response.headers:  # as requests: the answer's, then the session's
-            raw = _Raw(answer)
-            extract_cookies_to_jar(response.cookies, prepared, raw)  # type: ignore[no-untyped-call]
-            extract_cookies_to_jar(self.cookies, prepared, raw)  # type: ignore[no-untyped-call]
-        # as requests' merge_hooks: the call's response hooks, else the session's
-        chosen = hooks if hooks and hooks.get("response") else self.hooks
-        return dispatch_hook(  # type: ignore[no-untyped-call,no-any-return]
-            "response", chosen, response, stream=False, timeout=timeout, verify=verify,
-            cert=None, proxies=dict(self.proxies))
 
     def _receive(self, connection: _Connection, origin: _Origin, target: str,
                  prepared: requests.PreparedRequest) -> tuple[http.client.HTTPResponse, bytes]:
