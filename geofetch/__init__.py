@@ -31,10 +31,10 @@ from .exceptions import (
 from .models import FetchResult, GeocodeResult
 
 if TYPE_CHECKING:
-    from .fetch import fetch_many, iter_fetch
-    from .geocode import geocode_many, iter_geocode
     from .providers import GoogleProvider, NominatimProvider, OfflineProvider, Provider
     from .server import LocalServer
+    from .tasks.fetch import fetch_many, iter_fetch
+    from .tasks.geocode import geocode_many, iter_geocode
 
 __all__ = [
     "BudgetExhausted",
@@ -60,10 +60,10 @@ __all__ = [
 ]
 
 _LAZY = {
-    "geocode_many": ".geocode",
-    "iter_geocode": ".geocode",
-    "fetch_many": ".fetch",
-    "iter_fetch": ".fetch",
+    "geocode_many": ".tasks.geocode",
+    "iter_geocode": ".tasks.geocode",
+    "fetch_many": ".tasks.fetch",
+    "iter_fetch": ".tasks.fetch",
     "GoogleProvider": ".providers",
     "NominatimProvider": ".providers",
     "OfflineProvider": ".providers",

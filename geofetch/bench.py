@@ -38,11 +38,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from .core.executors import EXECUTORS
 from .exceptions import UsageError
-from .executors import EXECUTORS
-from .geocode import geocode_job
 from .models import FAILED
 from .normalize import normalize_query
+from .tasks.geocode import geocode_job
 
 __all__ = [
     "BENCH_KEY",

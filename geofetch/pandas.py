@@ -29,7 +29,7 @@ def geocode_dataframe(df: pd.DataFrame, column: str = "address", **options: Any)
         import pandas as pd
     except ImportError:  # pragma: no cover - the extra is installed in tests
         raise UsageError("geocode_dataframe needs pandas: pip install 'geofetch[pandas]'") from None
-    from .geocode import iter_geocode
+    from .tasks.geocode import iter_geocode
 
     if column not in df.columns:
         names = ", ".join(map(str, df.columns)) or "(none)"

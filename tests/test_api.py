@@ -115,7 +115,7 @@ def test_iter_geocode_is_lazy():
 
 @pytest.mark.timeout(120)
 def test_fetch_many_through_the_public_import():
-    from geofetch.testsite import LocalSite
+    from geofetch.testing.site import LocalSite
 
     with LocalSite() as site:
         base = site.url

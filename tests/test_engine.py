@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from geofetch import geocode_many, iter_geocode
-from geofetch.engine import Plan, Run
+from geofetch.core.engine import Plan, Run
+from geofetch.core.executors import ProcessExecutor, make_executor
 from geofetch.exceptions import UsageError
-from geofetch.executors import ProcessExecutor, make_executor
 
 from .fakes import FakeProvider
 

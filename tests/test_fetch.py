@@ -18,7 +18,7 @@ import pytest
 
 from geofetch._version import __version__
 from geofetch.exceptions import UsageError
-from geofetch.fetch import (
+from geofetch.tasks.fetch import (
     RobotsDisallowed,
     TooLarge,
     TooManyRedirects,
@@ -29,7 +29,7 @@ from geofetch.fetch import (
     parse_page,
     url_key,
 )
-from geofetch.testsite import LocalSite, page
+from geofetch.testing.site import LocalSite, page
 
 HTML = "text/html; charset=utf-8"
 ITEMS = '<p class="item">one</p><p class="item">two</p>'

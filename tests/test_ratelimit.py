@@ -13,8 +13,8 @@ import signal
 
 import pytest
 
+from geofetch.core.ratelimit import HEADROOM, RequestGate
 from geofetch.exceptions import BudgetExhausted, RequestDenied, UsageError
-from geofetch.ratelimit import HEADROOM, RequestGate
 
 
 class FakeClock:
@@ -231,7 +231,7 @@ def test_a_thread_only_gate_counts_every_thread_and_refuses_to_leave_the_process
 @pytest.mark.parametrize(("executor", "processes"), [("thread", False), ("serial", False),
                                                      ("process", True)])
 def test_jobs_share_their_gate_across_processes_only_when_they_run_processes(executor, processes):
-    from geofetch.geocode import geocode_job
+    from geofetch.tasks.geocode import geocode_job
 
     job = geocode_job(["Berlin"], provider="offline", executor=executor)
     assert job.gate.processes is processes

@@ -20,12 +20,12 @@ import requests
 import responses
 
 from geofetch import exceptions as exc
+from geofetch.core.ratelimit import RequestGate
+from geofetch.core.retry import RetryPolicy, call_with_retries
 from geofetch.exceptions import describe
 from geofetch.providers.base import Answer
 from geofetch.providers.google import GoogleProvider
 from geofetch.providers.nominatim import NominatimProvider
-from geofetch.ratelimit import RequestGate
-from geofetch.retry import RetryPolicy, call_with_retries
 
 KEY = "AIzaSECRET-TEST-KEY-123"
 BASE = "http://geo.test"

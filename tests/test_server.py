@@ -18,8 +18,8 @@ import requests
 
 from geofetch.cli import serve as serve_cli
 from geofetch.cli.env import Environment
+from geofetch.core.ratelimit import RequestGate
 from geofetch.exceptions import UsageError
-from geofetch.ratelimit import RequestGate
 from geofetch.server import GOOGLE_PATH, NOMINATIM_PATH, LocalServer, ServerConfig, _TokenBucket
 
 pytestmark = pytest.mark.timeout(60)

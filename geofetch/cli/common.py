@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from ..cache import SQLiteCache, default_cache_path
+from ..core.executors import EXECUTORS
+from ..core.job import Job
 from ..exceptions import InputError
-from ..executors import EXECUTORS
 from ..io.readers import Table
 from ..io.writers import FORMATS, make_writer
-from ..job import Job
 from ..redact import RedactingFilter
 from .argtypes import non_negative_float, non_negative_int, positive_float, positive_int
 from .env import Environment, ExitStatus

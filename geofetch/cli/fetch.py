@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..fetch import fetch_job
 from ..io.readers import URL_COLUMNS, open_table
 from ..models import FETCH_COLUMNS
+from ..tasks.fetch import fetch_job
 from .argtypes import positive_int
 from .common import add_run_options, execute, setup_logging
 from .env import Environment

@@ -6,11 +6,11 @@ import argparse
 import os
 from typing import Any
 
-from ..geocode import GeocodeWork
+from ..core.job import Job
 from ..io.readers import PLACE_COLUMNS, open_table
-from ..job import Job
 from ..models import GEOCODE_COLUMNS
 from ..providers import PROVIDERS, get_provider
+from ..tasks.geocode import GeocodeWork
 from .common import add_run_options, execute, open_cache_for, setup_logging
 from .env import Environment
 

@@ -18,7 +18,7 @@ budget, so the client's own machinery is switched off and one
   re-requested either; ``retry_over_query_limit=False`` says the same.
 * ``queries_per_minute=0`` makes the client's quota ``floor(min(qps, qpm / 60)) == 0``,
   so its deque of send times (``maxlen`` 0) stays empty and its unlocked,
-  per-instance sleep never runs; the shared :class:`~geofetch.ratelimit.RequestGate`
+  per-instance sleep never runs; the shared :class:`~geofetch.core.ratelimit.RequestGate`
   is the rate limit. Both values are ints: a float makes the client ``sys.exit``.
 * ``requests_kwargs["timeout"] = (timeout, timeout)`` per call bounds connect and
   read (the client's default is no timeout at all).

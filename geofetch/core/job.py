@@ -18,13 +18,13 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import Any, Generic, Protocol, TypeVar
 
-from .cache import CacheEntry, MemoryCache, SQLiteCache
+from ..cache import CacheEntry, MemoryCache, SQLiteCache
+from ..exceptions import RunAborted, describe
+from ..models import STATUSES
+from ..redact import redact
 from .engine import Plan, Run
-from .exceptions import RunAborted, describe
 from .executors import WorkerFactory, make_executor
-from .models import STATUSES
 from .ratelimit import RequestGate
-from .redact import redact
 from .retry import RetryPolicy
 
 R = TypeVar("R")

@@ -86,8 +86,11 @@ import requests
 import urllib3
 from bs4 import BeautifulSoup
 
-from .cache import CacheEntry
-from .exceptions import (
+from ..cache import CacheEntry
+from ..core.job import Job, progress_option
+from ..core.ratelimit import RequestGate
+from ..core.retry import Attempted, RetryPolicy, call_with_retries
+from ..exceptions import (
     ConnectionError,
     HTTPError,
     ProviderError,
@@ -101,11 +104,8 @@ from .exceptions import (
     UsageError,
     describe,
 )
-from .job import Job, progress_option
-from .models import FAILED, INVALID, MAX_QUERY_LENGTH, OK, FetchResult
-from .providers._http import DEFAULT_USER_AGENT, error_for_exception, retry_after_seconds
-from .ratelimit import RequestGate
-from .retry import Attempted, RetryPolicy, call_with_retries
+from ..models import FAILED, INVALID, MAX_QUERY_LENGTH, OK, FetchResult
+from ..providers._http import DEFAULT_USER_AGENT, error_for_exception, retry_after_seconds
 
 #: Redirect hops followed for a page, and for a robots.txt (RFC 9309: at least 5).
 MAX_REDIRECTS = 10

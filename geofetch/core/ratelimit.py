@@ -44,7 +44,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .exceptions import BudgetExhausted, RequestDenied, RunAborted, UsageError
+from ..exceptions import BudgetExhausted, RequestDenied, RunAborted, UsageError
 
 # TAT (float seconds), requests sent (int), abort kind (int), reason length (int)
 _HEADER = struct.Struct("<dqii")

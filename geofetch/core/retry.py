@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from .exceptions import ProviderError, RateLimited, RunAborted, TransientError
+from ..exceptions import ProviderError, RateLimited, RunAborted, TransientError
 from .ratelimit import RequestGate
 
 T = TypeVar("T")

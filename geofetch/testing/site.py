@@ -27,7 +27,7 @@ connections are kept alive, except ``/big/N?stream=1``)::
     /data.json           a small JSON document
     anything else        404 Not Found
 
-Run ``python -m geofetch.testsite [--port N]`` to serve it in the foreground.
+Run ``python -m geofetch.testing.site [--port N]`` to serve it in the foreground.
 """
 
 from __future__ import annotations
@@ -313,7 +313,7 @@ class LocalSite:
 
 def main(argv: list[str] | None = None) -> None:
     """Serve the site in the foreground until Ctrl-C."""
-    parser = argparse.ArgumentParser(prog="python -m geofetch.testsite",
+    parser = argparse.ArgumentParser(prog="python -m geofetch.testing.site",
                                      description="Serve geofetch's test website on loopback.")
     parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     args = parser.parse_args(argv)

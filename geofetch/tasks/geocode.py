@@ -9,15 +9,15 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import Any
 
-from .cache import CacheEntry, open_cache
-from .exceptions import describe
-from .job import Job, progress_option
-from .models import FAILED, INVALID, MAX_QUERY_LENGTH, NOT_FOUND, OK, GeocodeResult
-from .normalize import normalize_query
-from .providers import Provider, get_provider
-from .ratelimit import RequestGate
-from .redact import redact
-from .retry import RetryPolicy, call_with_retries
+from ..cache import CacheEntry, open_cache
+from ..core.job import Job, progress_option
+from ..core.ratelimit import RequestGate
+from ..core.retry import RetryPolicy, call_with_retries
+from ..exceptions import describe
+from ..models import FAILED, INVALID, MAX_QUERY_LENGTH, NOT_FOUND, OK, GeocodeResult
+from ..normalize import normalize_query
+from ..providers import Provider, get_provider
+from ..redact import redact
 
 #: Marks an option the caller did not give (``rate`` falls back to the provider's).
 DEFAULT: Any = object()

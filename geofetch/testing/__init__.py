@@ -1,0 +1,1 @@
+"""Local servers for tests and demos: a small website (:mod:`.site`)."""
