@@ -9,21 +9,37 @@ The class name is what a row's ``error`` shows, so leaves are named for the read
     ├── InputError                    unreadable input: no such file, missing column,
     │                                 undecodable bytes (CLI exit 2)
     ├── CacheError                    the cache file is corrupt or from another version
+    ├── WorkerStartError              worker processes keep dying before any task
+    ├── RowError                      why one row has no answer, though no request failed
+    │   ├── InvalidQuery              blank, too long, or not text (status invalid)
+    │   ├── InvalidURL                not an http(s) URL (status invalid, fetch)
+    │   ├── WorkerDied                the worker process died under the row (twice)
+    │   ├── UnpicklableResult         the row's result could not be sent back
+    │   └── TaskError                 the task raised something unexpected (a bug);
+    │                                 the message starts with the original class
     └── ProviderError                 one request's outcome that is not an answer
         ├── TransientError            worth retrying (with backoff, Retry-After)
-        │   ├── Timeout(TimeoutError) no answer within the request timeout
-        │   ├── ConnectionError       refused, reset, DNS, ...
+        │   ├── Timeout(TimeoutError) no whole answer within the request timeout
+        │   ├── ConnectionError(builtins.ConnectionError)
+        │   │                         refused, reset, DNS, ...
         │   ├── RateLimited           HTTP 429, Google OVER_QUERY_LIMIT
         │   └── ServerError           HTTP 5xx, Google UNKNOWN_ERROR
         ├── PermanentError            retrying cannot help
         │   ├── InvalidRequest        HTTP 400, Google INVALID_REQUEST
         │   ├── HTTPError             any other unexpected HTTP status or body
-        │   │   └── TooManyRedirects  more than 10 redirects (fetch)
+        │   │   ├── TooManyRedirects  more than 10 redirects (fetch)
+        │   │   └── ContentDecodingError
+        │   │                         a body in a Content-Encoding that cannot be decoded
         │   ├── RobotsDisallowed      robots.txt forbids the URL (fetch)
         │   └── TooLarge              the body is over max_bytes (fetch)
         └── RunAborted                the whole run must stop asking (CLI exit 3)
             ├── RequestDenied         REQUEST_DENIED, OVER_DAILY_LIMIT, HTTP 401/403
             └── BudgetExhausted       --max-requests spent
+
+Every class name a row's ``error`` shows is a class of this module: an exception of
+any other class raised by a task is written ``TaskError: OtherClass: message``.
+A leaf named after a builtin inherits it (``Timeout`` is a ``TimeoutError``,
+``ConnectionError`` a ``builtins.ConnectionError``), so ``except TimeoutError`` works.
 
 Every extra field is an optional keyword argument, so every exception survives a
 pickle round trip across a process boundary (tested).
@@ -49,6 +65,35 @@ class InputError(GeofetchError):
 
 class CacheError(GeofetchError):
     """A cache file that cannot be used."""
+
+
+class WorkerStartError(GeofetchError):
+    """Worker processes keep dying before they finish any task."""
+
+
+class RowError(GeofetchError):
+    """Why one row has no answer although no request failed (written in its ``error``)."""
+
+
+class InvalidQuery(RowError):
+    """The query cannot be asked: blank, longer than 1,000 characters, or not text."""
+
+
+class InvalidURL(RowError):
+    """The URL cannot be fetched: not http(s), no host, blank or too long."""
+
+
+class WorkerDied(RowError):
+    """The worker process died (killed, segfault) while it held the row, twice."""
+
+
+class UnpicklableResult(RowError):
+    """The row's result could not be pickled back from its worker process."""
+
+
+class TaskError(RowError):
+    """The task raised an exception geofetch does not know (a bug in a provider or in
+    geofetch); the message is ``"OriginalClass: message"``."""
 
 
 class ProviderError(GeofetchError):
@@ -90,8 +135,8 @@ class Timeout(TransientError, builtins.TimeoutError):
     """No answer within the request timeout."""
 
 
-class ConnectionError(TransientError):  # noqa: A001 - mirrors requests.ConnectionError
-    """The connection could not be made or was lost."""
+class ConnectionError(TransientError, builtins.ConnectionError):  # noqa: A001
+    """The connection could not be made or was lost (a ``builtins.ConnectionError``)."""
 
 
 class RateLimited(TransientError):
@@ -118,6 +163,11 @@ class TooManyRedirects(HTTPError):
     """More redirects than a fetch follows (10)."""
 
 
+class ContentDecodingError(HTTPError):
+    """The body came in a ``Content-Encoding`` that cannot be decoded (unknown, or
+    corrupt); the message names the encoding."""
+
+
 class RobotsDisallowed(PermanentError):
     """The site's robots.txt disallows the URL for geofetch."""
 
@@ -139,7 +189,17 @@ class BudgetExhausted(RunAborted):
 
 
 def describe(exc: BaseException) -> str:
-    """Return ``"ErrorClass: message"`` with a message that is never empty."""
+    """Return ``"ErrorClass: message"`` with a message that is never empty.
+
+    An exception that is not a :class:`GeofetchError` is described as a
+    :class:`TaskError`: ``"TaskError: ValueError: message"``.
+    """
+    if not isinstance(exc, GeofetchError):
+        return f"TaskError: {_plain(exc)}"
+    return _plain(exc)
+
+
+def _plain(exc: BaseException) -> str:
     message = str(exc).strip()
     if not message:
         message = _DEFAULT_MESSAGES.get(type(exc).__name__, "no details given")

@@ -38,8 +38,8 @@ def test_every_executor_gives_identical_ordered_output():
     assert [r[0] for r in rows] == MIXED
     statuses = dict((q, (s, e)) for q, s, *_, e in rows)
     assert statuses["Berlin"] == ("ok", None)
-    assert statuses["boom"] == ("failed", "RuntimeError: kaboom")
-    assert statuses["exit"] == ("failed", "SystemExit: 4")
+    assert statuses["boom"] == ("failed", "TaskError: RuntimeError: kaboom")
+    assert statuses["exit"] == ("failed", "TaskError: SystemExit: 4")
     assert statuses["interrupt"] == ("failed", "KeyboardInterrupt: interrupted")
     assert statuses["nothing"] == ("not_found", None)
     assert statuses[""][0] == statuses["  "][0] == statuses["x" * 1001][0] == "invalid"
@@ -218,7 +218,7 @@ def test_thread_worker_that_cannot_be_built_fails_each_of_its_tasks():
     results = Run(range(10), make_executor("thread", _failing_factory, 3),
                   plan=lambda i: Plan(payload=i), finish=lambda i, v: v,
                   fail=lambda i, e: e)
-    assert list(results) == ["RuntimeError: no worker today"] * 10
+    assert list(results) == ["TaskError: RuntimeError: no worker today"] * 10
 
 
 @pytest.mark.timeout(120)

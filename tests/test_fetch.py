@@ -17,18 +17,10 @@ import socket
 import pytest
 
 from geofetch._version import __version__
-from geofetch.exceptions import UsageError
-from geofetch.tasks.fetch import (
-    RobotsDisallowed,
-    TooLarge,
-    TooManyRedirects,
-    check_url,
-    fetch_job,
-    fetch_many,
-    iter_fetch,
-    parse_page,
-    url_key,
-)
+from geofetch.exceptions import RobotsDisallowed, TooLarge, TooManyRedirects, UsageError
+from geofetch.tasks.fetch import fetch_job, fetch_many, iter_fetch
+from geofetch.tasks.fetch.html import parse_page
+from geofetch.tasks.fetch.urls import check_url, url_key
 from geofetch.testing.site import LocalSite, page
 
 HTML = "text/html; charset=utf-8"

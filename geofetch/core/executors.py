@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import wait as wait_for_ready
 from typing import Any
 
-from ..exceptions import GeofetchError, UsageError, describe
+from ..exceptions import UsageError, WorkerStartError, describe
 
 Outcome = tuple[str, Any]
 Completed = list[tuple[int, Outcome]]
@@ -49,12 +49,9 @@ _MAX_FAILED_STARTS = 3
 _FLUSH_SECONDS = 0.05
 # A worker thread's loop with nothing to do for this long ends.
 _IDLE_SECONDS = 1.0
-_PRELOAD = ("__main__", "geofetch.tasks.geocode", "geofetch.tasks.fetch", "geofetch.providers.google",
+_PRELOAD = ("__main__", "geofetch.tasks.geocode", "geofetch.tasks.fetch",
+            "geofetch.providers.google",
             "geofetch.providers.nominatim", "geofetch.providers.offline")
-
-
-class WorkerStartError(GeofetchError):
-    """Worker processes keep dying before they finish any task."""
 
 
 def capture(fn: Callable[[Any], Any] | None, payload: Any, init_error: str = "") -> Outcome:
