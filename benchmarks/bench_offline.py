@@ -21,11 +21,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from geofetch.providers.offline import POPULATIONS, Gazetteer, fold  # noqa: E402
+from geofetch.gazetteer import POPULATIONS, Gazetteer, fold  # noqa: E402
 
 _TIME_LOAD = """
 import sys, time
-from geofetch.providers.offline import Gazetteer
+from geofetch.gazetteer import Gazetteer
 start = time.perf_counter()
 Gazetteer.load(int(sys.argv[1]))
 print(time.perf_counter() - start)

@@ -6,22 +6,19 @@ import csv
 import json
 import math
 import pickle
+import subprocess
+import sys
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from geofetch import gazetteer as gazetteer_package
 from geofetch.exceptions import UsageError
-from geofetch.providers import offline
+from geofetch.gazetteer import FUZZY_THRESHOLD, Gazetteer, Place, fold, index, search
+from geofetch.providers import OfflineProvider, offline
 from geofetch.providers.base import Answer
-from geofetch.providers.offline import (
-    FUZZY_THRESHOLD,
-    Gazetteer,
-    OfflineProvider,
-    Place,
-    fold,
-)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -340,25 +337,25 @@ def test_provider_pickles_without_its_index():
 @pytest.fixture(scope="module")
 def compiled(gazetteer) -> dict:
     """The compiled index, read from the user's store when it is there (fast)."""
-    data = offline._read_index(offline.index_path(), 15000)
-    return data if data is not None else offline._compile(15000)
+    data = index.read_index(index.index_path(), 15000)
+    return data if data is not None else index.compile_index(15000)
 
 
 @pytest.fixture
 def store(tmp_path, monkeypatch, compiled):
-    """An empty index store in tmp_path, a fresh memo, and a counted ``_compile``."""
+    """An empty index store in tmp_path, a fresh memo, and a counted ``compile_index``."""
     monkeypatch.setenv("GEOFETCH_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(offline, "_memo", {})
+    monkeypatch.setattr(search, "_memo", {})
     builds: list[int] = []
 
     def compile_(min_population: int) -> dict:
         builds.append(min_population)
         return compiled
 
-    monkeypatch.setattr(offline, "_compile", compile_)
+    monkeypatch.setattr(index, "compile_index", compile_)
 
     def load() -> Gazetteer:
-        offline._memo.clear()
+        search._memo.clear()
         return Gazetteer.load()
 
     load.builds = builds
@@ -368,7 +365,7 @@ def store(tmp_path, monkeypatch, compiled):
 def test_index_is_built_once_then_read(store, tmp_path):
     assert store().lookup("Vien").name == "Vienna"
     assert store.builds == [15000]
-    path = offline.index_path()
+    path = index.index_path()
     assert path.parent == tmp_path / "cache"
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left
     assert store().lookup("Vien").name == "Vienna"
@@ -388,17 +385,17 @@ def test_index_is_built_once_then_read(store, tmp_path):
 )
 def test_corrupt_index_is_rebuilt_silently(store, damage):
     store()
-    path = offline.index_path()
+    path = index.index_path()
     path.write_bytes(damage(path.read_bytes()))
     assert store().lookup("Osaka").name == "Osaka"
     assert store.builds == [15000, 15000]
-    assert offline._read_index(path, 15000) is not None  # stored again, whole
+    assert index.read_index(path, 15000) is not None  # stored again, whole
     store()
     assert store.builds == [15000, 15000]
 
 
 def test_index_of_another_format_is_rebuilt(store, compiled):
-    offline._write_index(offline.index_path(), {**compiled, "format": -1})
+    index.write_index(index.index_path(), {**compiled, "format": -1})
     assert store().lookup("Zadar").name == "Zadar"
     assert store.builds == [15000]
 
@@ -415,16 +412,41 @@ def test_unwritable_cache_dir_still_works(tmp_path, monkeypatch, store):
 def test_cache_dir_precedence(tmp_path, monkeypatch):
     monkeypatch.setenv("GEOFETCH_CACHE_DIR", str(tmp_path / "explicit"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert offline.cache_dir() == tmp_path / "explicit"
+    assert index.cache_dir() == tmp_path / "explicit"
     monkeypatch.delenv("GEOFETCH_CACHE_DIR")
-    assert offline.cache_dir() == tmp_path / "xdg" / "geofetch"
+    assert index.cache_dir() == tmp_path / "xdg" / "geofetch"
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert offline.cache_dir() == tmp_path / "home" / ".cache" / "geofetch"
+    assert index.cache_dir() == tmp_path / "home" / ".cache" / "geofetch"
 
 
 def test_index_name_carries_its_inputs(monkeypatch, tmp_path):
     monkeypatch.setenv("GEOFETCH_CACHE_DIR", str(tmp_path))
-    name = offline.index_path(1000).name
-    assert "p1000" in name and f"f{offline.INDEX_FORMAT}" in name
-    assert offline.index_path(1000) != offline.index_path(15000)
+    name = index.index_path(1000).name
+    assert "p1000" in name and f"f{index.INDEX_FORMAT}" in name
+    assert index.index_path(1000) != index.index_path(15000)
+
+
+# -------------------------------------------------------------------------- package
+
+
+def test_the_gazetteer_package_imports_no_client_stack():
+    # The local server uses the gazetteer and must not drag in the HTTP client stack.
+    code = (
+        "import sys\n"
+        "from geofetch.gazetteer import Gazetteer\n"
+        "assert Gazetteer.load().lookup('Berlin').name == 'Berlin'\n"
+        "banned = ('geofetch.providers', 'geofetch.core', 'geofetch.tasks', 'geofetch.cli',\n"
+        "          'geofetch.server', 'geofetch.http', 'requests', 'urllib3', 'bs4')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in banned\n"
+        "             or m.startswith(banned)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_old_names_are_still_importable_from_the_provider_module():
+    assert offline.Gazetteer is Gazetteer and offline.fold is fold and offline.Place is Place
+    assert offline.POPULATIONS == gazetteer_package.POPULATIONS == (500, 1000, 5000, 15000)
