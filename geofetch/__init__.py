@@ -5,6 +5,12 @@
     from geofetch import geocode_many, iter_geocode, fetch_many
     results = geocode_many(["Berlin", "Osaka"], provider="offline", executor="thread")
 
+    # The building blocks the command line uses: one options object, a job that owns
+    # its gate, cache and workers between enter and exit.
+    from geofetch import RunOptions, geocode_job
+    with geocode_job(places, provider="offline", options=RunOptions(workers=4)) as job:
+        for result in job: ...
+
 Per-row failures are captured in each result (``status``, ``error``); only usage
 errors (bad options, unreadable input, a bad cache file) are raised, all as
 :class:`GeofetchError` subclasses. Heavy modules are imported on first use, so
@@ -29,21 +35,26 @@ from .exceptions import (
     UsageError,
 )
 from .models import FetchResult, GeocodeResult
+from .options import EXECUTORS, RunOptions
 
 if TYPE_CHECKING:
+    from .core.job import Job
     from .providers import GoogleProvider, NominatimProvider, OfflineProvider, Provider
     from .server import LocalServer
-    from .tasks.fetch import fetch_many, iter_fetch
-    from .tasks.geocode import geocode_many, iter_geocode
+    from .tasks.fetch import FetchOptions, fetch_job, fetch_many, fetch_options, iter_fetch
+    from .tasks.geocode import geocode_job, geocode_many, iter_geocode
 
 __all__ = [
     "BudgetExhausted",
     "CacheError",
+    "EXECUTORS",
+    "FetchOptions",
     "FetchResult",
     "GeocodeResult",
     "GeofetchError",
     "GoogleProvider",
     "InputError",
+    "Job",
     "LocalServer",
     "NominatimProvider",
     "OfflineProvider",
@@ -51,18 +62,27 @@ __all__ = [
     "ProviderError",
     "RequestDenied",
     "RunAborted",
+    "RunOptions",
     "UsageError",
     "__version__",
+    "fetch_job",
     "fetch_many",
+    "fetch_options",
+    "geocode_job",
     "geocode_many",
     "iter_fetch",
     "iter_geocode",
 ]
 
 _LAZY = {
+    "Job": ".core.job",
+    "geocode_job": ".tasks.geocode",
     "geocode_many": ".tasks.geocode",
     "iter_geocode": ".tasks.geocode",
+    "FetchOptions": ".tasks.fetch",
+    "fetch_job": ".tasks.fetch",
     "fetch_many": ".tasks.fetch",
+    "fetch_options": ".tasks.fetch",
     "iter_fetch": ".tasks.fetch",
     "GoogleProvider": ".providers",
     "NominatimProvider": ".providers",

@@ -38,11 +38,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from .core.executors import EXECUTORS
 from .exceptions import UsageError
 from .models import FAILED
 from .normalize import normalize_query
-from .tasks.geocode import geocode_job
+from .options import EXECUTORS, RunOptions
 
 __all__ = [
     "BENCH_KEY",
@@ -294,11 +293,13 @@ def measure(
     The clock starts before the pool is built, so process start-up and the
     pickling of every task and result are inside ``seconds``.
     """
+    from .tasks.geocode import geocode_job
+
     options: dict[str, Any] = {}
     if provider != "offline":
         options = {"base_url": base_url, "key": key if provider == "google" else None}
-    job = geocode_job(places, provider=provider, executor=executor, workers=workers,
-                      rate=rate or 0, cache=None, **options)
+    job = geocode_job(places, provider=provider, **options,
+                      options=RunOptions(executor=executor, workers=workers, rate=rate or 0))
     latencies: list[float] = []
     errors: list[str] = []
     first: float | None = None

@@ -16,14 +16,33 @@ from .models import GEOCODE_COLUMNS
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .options import Progress
+    from .providers import Provider
 
-def geocode_dataframe(df: pd.DataFrame, column: str = "address", **options: Any) -> pd.DataFrame:
+
+def geocode_dataframe(
+    df: pd.DataFrame,
+    column: str = "address",
+    *,
+    provider: str | Provider = "offline",
+    key: str | None = None,
+    base_url: str | None = None,
+    executor: str = "thread",
+    workers: int | None = None,
+    rate: float | None = None,
+    retries: int = 3,
+    timeout: float = 10.0,
+    cache: Any = None,
+    max_requests: int | None = None,
+    progress: Progress = False,
+) -> pd.DataFrame:
     """Return a copy of ``df`` with ``lat``, ``lng``, ``formatted_address``, ``status``
     and ``error`` added, row for row, index preserved.
 
-    ``options`` are :func:`geofetch.geocode_many`'s. Identical places are asked
-    once; results stream into five plain lists, so extra memory is those columns.
-    Missing values (NaN, None) are ``invalid`` rows.
+    The keyword options are :func:`geofetch.geocode_many`'s. Identical places are
+    asked once; results stream into five plain lists, so extra memory is those
+    columns. Missing values (NaN, None) are ``invalid`` rows. Raises
+    :class:`InputError` for a missing column, :class:`UsageError` for a bad option.
     """
     try:
         import pandas as pd
@@ -36,7 +55,11 @@ def geocode_dataframe(df: pd.DataFrame, column: str = "address", **options: Any)
         raise InputError(f"no column {column!r} in the DataFrame; columns are: {names}")
     places = ("" if pd.isna(value) else str(value) for value in df[column])
     collected: dict[str, list[Any]] = {name: [] for name in GEOCODE_COLUMNS}
-    for result in iter_geocode(places, **options):
+    results = iter_geocode(places, provider=provider, key=key, base_url=base_url,
+                           executor=executor, workers=workers, rate=rate, retries=retries,
+                           timeout=timeout, cache=cache, max_requests=max_requests,
+                           progress=progress)
+    for result in results:
         for name, value in result.columns().items():
             collected[name].append(value)
     out = df.copy()

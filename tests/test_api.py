@@ -25,7 +25,19 @@ from geofetch.pandas import geocode_dataframe
 KEY = "AIzaSyTEST-api-key-0001"
 
 
-def test_all_is_sorted_and_every_name_resolves():
+#: The documented public surface (README, "Use from Python"): nothing more, nothing less.
+PUBLIC = {
+    "BudgetExhausted", "CacheError", "EXECUTORS", "FetchOptions", "FetchResult",
+    "GeocodeResult", "GeofetchError", "GoogleProvider", "InputError", "Job", "LocalServer",
+    "NominatimProvider", "OfflineProvider", "Provider", "ProviderError", "RequestDenied",
+    "RunAborted", "RunOptions", "UsageError", "__version__", "fetch_job", "fetch_many",
+    "fetch_options", "geocode_job", "geocode_many", "iter_fetch", "iter_geocode",
+}
+
+
+def test_all_is_the_documented_public_set_sorted_and_every_name_resolves():
+    assert set(geofetch.__all__) == PUBLIC
+    assert len(geofetch.__all__) == len(PUBLIC)
     assert geofetch.__all__ == sorted(geofetch.__all__)
     for name in geofetch.__all__:
         assert getattr(geofetch, name) is not None

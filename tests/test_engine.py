@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import multiprocessing
 import pickle
 import subprocess
@@ -19,8 +19,19 @@ from geofetch.exceptions import UsageError
 
 from .fakes import FakeProvider
 
-MIXED = ["Berlin", "boom", "", "  ", "exit", "interrupt", "nothing", "Osaka", "x" * 1001,
+MIXED = ["Berlin", "boom", "", "  ", "exit", "nothing", "Osaka", "x" * 1001,
          "Berlin", "Zadar"] * 3
+
+
+@contextlib.contextmanager
+def running(kind, spec, workers=2):
+    """An executor started with ``spec`` and always stopped."""
+    executor = make_executor(kind, workers)
+    executor.start(spec)
+    try:
+        yield executor
+    finally:
+        executor.stop(wait=False)
 
 
 def _summary(results):
@@ -40,7 +51,6 @@ def test_every_executor_gives_identical_ordered_output():
     assert statuses["Berlin"] == ("ok", None)
     assert statuses["boom"] == ("failed", "TaskError: RuntimeError: kaboom")
     assert statuses["exit"] == ("failed", "TaskError: SystemExit: 4")
-    assert statuses["interrupt"] == ("failed", "KeyboardInterrupt: interrupted")
     assert statuses["nothing"] == ("not_found", None)
     assert statuses[""][0] == statuses["  "][0] == statuses["x" * 1001][0] == "invalid"
     for query, status, lat, lng, address, error in rows:
@@ -86,10 +96,11 @@ def _factory():
 @pytest.mark.parametrize("kind", ["serial", "thread", "process"])
 def test_identical_keys_in_flight_are_run_once(kind):
     items = [i % 5 for i in range(200)]
-    run = Run(items, make_executor(kind, _factory, 2),
-              plan=lambda i: Plan(key=i, payload=i), finish=lambda i, v: (i, v),
-              fail=lambda i, e: (i, e), window=1000)
-    assert list(run) == [(i, i * 2) for i in items]
+    with running(kind, _factory) as executor:
+        run = Run(items, executor,
+                  plan=lambda i: Plan(key=i, payload=i), finish=lambda i, v: (i, v),
+                  fail=lambda i, e: (i, e), window=1000)
+        assert list(run) == [(i, i * 2) for i in items]
     assert run.submitted <= 5 * 2  # at most once per key per pass through the window
     assert run.submitted >= 5
 
@@ -107,27 +118,30 @@ def test_input_is_read_only_a_window_ahead(kind):
             pulled += 1
             yield i
 
-    run = Run(items(), make_executor(kind, _factory, 2),
-              plan=lambda i: Plan(payload=i), finish=lambda i, v: v,
-              fail=lambda i, e: e, window=64)
-    for value in run:
-        assert value == consumed * 2
-        consumed += 1
-        max_lag = max(max_lag, pulled - consumed)
+    with running(kind, _factory) as executor:
+        run = Run(items(), executor,
+                  plan=lambda i: Plan(payload=i), finish=lambda i, v: v,
+                  fail=lambda i, e: e, window=64)
+        for value in run:
+            assert value == consumed * 2
+            consumed += 1
+            max_lag = max(max_lag, pulled - consumed)
     assert consumed == 5000
     assert max_lag <= 64
 
 
 @pytest.mark.timeout(60)
 def test_stop_finishes_the_rest_with_stopped_results():
-    run = Run(range(1000), make_executor("serial", _factory),
-              plan=lambda i: Plan(payload=i), finish=lambda i, v: ("done", i),
-              fail=lambda i, e: ("failed", i), stopped=lambda i: ("stopped", i), window=10)
     out = []
-    for result in run:
-        out.append(result)
-        if len(out) == 5:
-            run.stop()
+    with running("serial", _factory) as executor:
+        run = Run(range(1000), executor,
+                  plan=lambda i: Plan(payload=i), finish=lambda i, v: ("done", i),
+                  fail=lambda i, e: ("failed", i), stopped=lambda i: ("stopped", i),
+                  window=10)
+        for result in run:
+            out.append(result)
+            if len(out) == 5:
+                run.stop()
     assert [i for _, i in out] == list(range(1000))
     assert out[0] == ("done", 0)
     assert out[-1] == ("stopped", 999)
@@ -137,11 +151,11 @@ def test_stop_finishes_the_rest_with_stopped_results():
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("kind", ["thread", "process"])
 def test_interrupt_yields_a_finished_prefix_then_raises(kind):
-    run = Run(range(100_000), make_executor(kind, _factory, 2),
-              plan=lambda i: Plan(payload=i), finish=lambda i, v: v,
-              fail=lambda i, e: e)
     seen = []
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt), running(kind, _factory) as executor:
+        run = Run(range(100_000), executor,
+                  plan=lambda i: Plan(payload=i), finish=lambda i, v: v,
+                  fail=lambda i, e: e)
         for value in run:
             seen.append(value)
             if len(seen) == 100:
@@ -164,18 +178,19 @@ def test_iter_geocode_streams_a_generator():
 
 
 def test_bad_executor_options_are_usage_errors():
-    with pytest.raises(UsageError, match="unknown executor 'fork'"):
+    with pytest.raises(UsageError, match="executor must be one of .* not 'fork'"):
         geocode_many(["a"], provider=FakeProvider(), executor="fork")
-    with pytest.raises(UsageError, match="workers must be at least 1"):
+    with pytest.raises(UsageError, match="workers must be .* at least 1, not 0"):
         geocode_many(["a"], provider=FakeProvider(), workers=0)
 
 
 @pytest.mark.timeout(60)
-def test_process_workers_are_gone_after_shutdown():
-    executor = ProcessExecutor(functools.partial(_factory), 2)
+def test_process_workers_are_gone_after_stop():
+    executor = ProcessExecutor(2)
+    executor.start(_factory)
     pids = executor.pids()
     assert len(pids) == 2
-    executor.shutdown()
+    executor.stop()
     assert multiprocessing.active_children() == []
 
 
@@ -195,13 +210,12 @@ def _count_builds(counter):
 @pytest.mark.timeout(60)
 def test_thread_executor_builds_one_worker_per_thread_and_runs_every_task_once():
     counter = {"built": 0, "lock": threading.Lock()}
-    executor = make_executor("thread", _count_builds(counter), 4)
-    for task_id in range(200):
-        executor.submit(task_id, task_id)
     done = []
-    while len(done) < 200:
-        done += executor.completed(timeout=10)
-    executor.shutdown()
+    with running("thread", _count_builds(counter), 4) as executor:
+        for task_id in range(200):
+            executor.submit(task_id, task_id)
+        while len(done) < 200:
+            done += executor.completed(timeout=10)
     assert sorted(task_id for task_id, _ in done) == list(range(200))
     assert all(outcome[1][0] == task_id for task_id, outcome in done)
     # a thread may build its worker and find the queue already empty: no more
@@ -215,10 +229,11 @@ def _failing_factory():
 
 @pytest.mark.timeout(60)
 def test_thread_worker_that_cannot_be_built_fails_each_of_its_tasks():
-    results = Run(range(10), make_executor("thread", _failing_factory, 3),
-                  plan=lambda i: Plan(payload=i), finish=lambda i, v: v,
-                  fail=lambda i, e: e)
-    assert list(results) == ["TaskError: RuntimeError: no worker today"] * 10
+    with running("thread", _failing_factory, 3) as executor:
+        results = Run(range(10), executor,
+                      plan=lambda i: Plan(payload=i), finish=lambda i, v: v,
+                      fail=lambda i, e: e)
+        assert list(results) == ["TaskError: RuntimeError: no worker today"] * 10
 
 
 @pytest.mark.timeout(120)

@@ -290,7 +290,7 @@ def test_iter_fetch_streams_in_order_and_removes_its_directory(site):
 def test_bad_options_are_usage_errors():
     for options in ({"select": "p["}, {"per_host": 0}, {"max_bytes": 0}, {"timeout": 0}):
         with pytest.raises(UsageError):
-            fetch_job([], **options)
+            fetch_many([], **options)
 
 
 # -- units -------------------------------------------------------------------------

@@ -230,9 +230,14 @@ def test_a_thread_only_gate_counts_every_thread_and_refuses_to_leave_the_process
 
 @pytest.mark.parametrize(("executor", "processes"), [("thread", False), ("serial", False),
                                                      ("process", True)])
-def test_jobs_share_their_gate_across_processes_only_when_they_run_processes(executor, processes):
-    from geofetch.tasks.geocode import geocode_job
+def test_jobs_share_their_gate_across_processes_only_when_they_run_processes(
+        executor, processes, tmp_path):
+    from geofetch import RunOptions, fetch_job
 
-    job = geocode_job(["Berlin"], provider="offline", executor=executor)
-    assert job.gate.processes is processes
-    job.gate.close()
+    job = fetch_job([], options=RunOptions(executor=executor))
+    assert job.gate is None  # nothing exists before the job is entered
+    with job:
+        assert job.gate is not None and job.gate.processes is processes
+        assert (job.gate.path is not None) is processes  # a file only to share across processes
+        path = job.gate.path
+    assert path is None or not os.path.exists(path)

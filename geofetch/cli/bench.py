@@ -20,7 +20,7 @@ from ..bench import (
     plot_report,
     run_bench,
 )
-from ..core.executors import EXECUTORS
+from ..options import EXECUTORS
 from .argtypes import non_negative_float, positive_int
 from .env import Environment, ExitStatus
 

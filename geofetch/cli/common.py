@@ -1,5 +1,10 @@
 """What ``geocode`` and ``fetch`` share: pool/rate/retry/format flags, and running a
-job from an input table to a writer with progress, signals and the summary."""
+job from an input table to a writer with progress, signals and the summary.
+
+Only light modules are imported here, so that building the parser (for any
+subcommand, ``serve`` included) loads no HTTP or HTML library; the work itself is
+reached through geofetch's public API inside :func:`execute`'s callers.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +15,18 @@ import signal
 import threading
 from collections import deque
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from ..cache import SQLiteCache, default_cache_path
-from ..core.executors import EXECUTORS
-from ..core.job import Job
 from ..exceptions import InputError
 from ..io.readers import Table
 from ..io.writers import FORMATS, make_writer
+from ..options import EXECUTORS, RunOptions
 from ..redact import RedactingFilter
 from .argtypes import non_negative_float, non_negative_int, positive_float, positive_int
-from .env import Environment, ExitStatus
+from .env import Environment, ExitStatus, Terminated
+
+if TYPE_CHECKING:
+    from .. import Job
 
 
 def add_run_options(parser: argparse.ArgumentParser, *, what: str) -> None:
@@ -40,7 +46,8 @@ def add_run_options(parser: argparse.ArgumentParser, *, what: str) -> None:
     parser.add_argument("--retries", type=non_negative_int, default=3, metavar="N",
                         help="more attempts for transient errors (default 3)")
     parser.add_argument("--timeout", type=positive_float, default=10.0, metavar="SECONDS",
-                        help="per-request timeout (default 10)")
+                        help="seconds one request may take: connecting, headers and body "
+                             "together (default 10)")
     cache = parser.add_mutually_exclusive_group()
     cache.add_argument("--cache", metavar="PATH", help="SQLite cache file")
     cache.add_argument("--no-cache", action="store_true", help="neither read nor write a cache")
@@ -48,14 +55,24 @@ def add_run_options(parser: argparse.ArgumentParser, *, what: str) -> None:
                         help="stop after N HTTP requests, retries included")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="log to stderr (-vv for debug)")
+                        help="log to stderr (-vv for debug); tracebacks for internal errors")
 
 
-def open_cache_for(args: argparse.Namespace, cacheable: bool) -> SQLiteCache | None:
-    """The run's SQLite cache, per --cache / --no-cache and the output's location."""
+def run_options(args: argparse.Namespace, cache: Any = None) -> RunOptions:
+    """The run's options from the flags (the progress bar is the CLI's own)."""
+    return RunOptions(executor=args.executor, workers=args.workers, rate=args.rate,
+                      retries=args.retries, timeout=args.timeout, cache=cache,
+                      max_requests=args.max_requests)
+
+
+def cache_path(args: argparse.Namespace, cacheable: bool) -> str | None:
+    """The SQLite cache file the run uses, per --cache / --no-cache and the output's
+    location (it is opened when the run starts, never before)."""
     if not cacheable or args.no_cache:
         return None
-    return SQLiteCache(args.cache or default_cache_path(args.output))
+    from ..cache import default_cache_path
+
+    return str(args.cache or default_cache_path(args.output))
 
 
 def setup_logging(verbosity: int, stream: IO[str], secrets: tuple[str, ...]) -> None:
@@ -68,10 +85,6 @@ def setup_logging(verbosity: int, stream: IO[str], secrets: tuple[str, ...]) -> 
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbosity > 1 else logging.INFO)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C but with exit status 143."""
 
 
 @contextlib.contextmanager
@@ -117,7 +130,11 @@ def execute(
     args: argparse.Namespace,
     env: Environment,
 ) -> int:
-    """Run ``job`` over ``table``, writing each row in order; return the exit status."""
+    """Run ``job`` over ``table``, writing each row in order; return the exit status.
+
+    The output is opened first: a run that cannot write fails before the job makes
+    anything (gate, cache, workers).
+    """
     stream, fmt = open_output(args, env)
     rows: deque[list[str]] = deque()
     column = table.column
@@ -128,27 +145,28 @@ def execute(
             yield row[column] if column < len(row) else ""
 
     job.queries = queries()
-    writer = make_writer(fmt, stream, table.header, fields)
-    bar = _progress_bar(args, env, table.line_count)
     status: int = ExitStatus.OK
+    bar = None
     try:
-        with signals_to(job):
-            for result in job:
-                writer.write(rows.popleft(), result)
-                if bar is not None:
-                    bar.update(1)
-    except Terminated:
-        status = ExitStatus.TERMINATED
-    except KeyboardInterrupt:
-        status = ExitStatus.INTERRUPTED
+        writer = make_writer(fmt, stream, table.header, fields)
+        bar = _progress_bar(args, env, table.line_count)
+        try:
+            with job, signals_to(job):
+                for result in job:
+                    writer.write(rows.popleft(), result)
+                    if bar is not None:
+                        bar.update(1)
+        except Terminated:
+            status = ExitStatus.TERMINATED
+        except KeyboardInterrupt:
+            status = ExitStatus.INTERRUPTED
+        finally:
+            writer.close()
     finally:
         if bar is not None:
             bar.close()
-        writer.close()
         if stream is not env.stdout:
             stream.close()
-        if job.cache is not None:
-            job.cache.close()
     env.stderr.write(job.summary() + "\n")
     if status:
         env.stderr.write("geofetch: interrupted; rows done so far are written\n")

@@ -1,4 +1,5 @@
-"""The streams a command runs against, injected so tests run the CLI in-process."""
+"""The streams a command runs against (injected so tests run the CLI in-process), and
+the one table of exit statuses."""
 
 from __future__ import annotations
 
@@ -7,16 +8,40 @@ import sys
 from dataclasses import dataclass, field
 from typing import IO
 
+from ..exceptions import GeofetchError, RunAborted
+
 
 class ExitStatus(enum.IntEnum):
     """Exit codes of every geofetch command (see the contract)."""
 
     OK = 0
-    FAILED_ROWS = 1
-    USAGE = 2
-    ABORTED = 3
-    INTERRUPTED = 130
-    TERMINATED = 143
+    FAILED_ROWS = 1  # the run finished and some rows are failed
+    USAGE = 2  # bad usage or unreadable input: one line names the problem
+    ABORTED = 3  # credentials refused, quota or --max-requests spent
+    INTERNAL = 70  # a bug in geofetch (EX_SOFTWARE, sysexits.h): one line, -v for more
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+    TERMINATED = 143  # SIGTERM (128 + SIGTERM)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C but with exit status 143."""
+
+
+#: Exception -> exit status, first match wins; anything else is ``INTERNAL``.
+EXIT_STATUS_FOR: tuple[tuple[type[BaseException], ExitStatus], ...] = (
+    (Terminated, ExitStatus.TERMINATED),
+    (KeyboardInterrupt, ExitStatus.INTERRUPTED),
+    (RunAborted, ExitStatus.ABORTED),
+    (GeofetchError, ExitStatus.USAGE),
+)
+
+
+def exit_status_for(exc: BaseException) -> ExitStatus:
+    """The exit status an exception that ended a command stands for."""
+    for cls, status in EXIT_STATUS_FOR:
+        if isinstance(exc, cls):
+            return status
+    return ExitStatus.INTERNAL
 
 
 @dataclass

@@ -7,9 +7,8 @@ from typing import Any
 
 from ..io.readers import URL_COLUMNS, open_table
 from ..models import FETCH_COLUMNS
-from ..tasks.fetch import fetch_job
 from .argtypes import positive_int
-from .common import add_run_options, execute, setup_logging
+from .common import add_run_options, execute, run_options, setup_logging
 from .env import Environment
 
 
@@ -44,12 +43,14 @@ def output_fields(select: str | None) -> tuple[str, ...]:
 
 
 def run(args: argparse.Namespace, env: Environment) -> int:
+    from .. import fetch_job, fetch_options
+
     setup_logging(args.verbose, env.stderr, ())
-    # Build the job first: a bad selector or option fails before any input is read.
-    job = fetch_job(iter(()), executor=args.executor, workers=args.workers, rate=args.rate,
-                    retries=args.retries, timeout=args.timeout, max_requests=args.max_requests,
-                    select=args.select, per_host=args.per_host, max_bytes=args.max_bytes,
-                    ignore_robots=args.ignore_robots)
+    # Options first: a bad selector or option fails before any input is read.
+    fetch = fetch_options(select=args.select, per_host=args.per_host,
+                          max_bytes=args.max_bytes, ignore_robots=args.ignore_robots)
+    options = run_options(args)
     table = open_table(args.input, column=args.column, known=URL_COLUMNS, text_header="url",
                        stdin=env.stdin)
+    job = fetch_job((), fetch=fetch, options=options)
     return execute(job, table, output_fields(args.select), args, env)

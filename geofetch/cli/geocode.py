@@ -6,12 +6,10 @@ import argparse
 import os
 from typing import Any
 
-from ..core.job import Job
 from ..io.readers import PLACE_COLUMNS, open_table
 from ..models import GEOCODE_COLUMNS
-from ..providers import PROVIDERS, get_provider
-from ..tasks.geocode import GeocodeWork
-from .common import add_run_options, execute, open_cache_for, setup_logging
+from ..providers import PROVIDERS
+from .common import add_run_options, cache_path, execute, run_options, setup_logging
 from .env import Environment
 
 
@@ -30,16 +28,17 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace, env: Environment) -> int:
+    from .. import geocode_job
+    from ..providers import get_provider
+
     options: dict[str, Any] = {"base_url": args.base_url}
     if args.provider == "google":
         options["key"] = os.environ.get("GOOGLE_MAPS_API_KEY")
     provider = get_provider(args.provider, **options)
     setup_logging(args.verbose, env.stderr, provider.secrets())
+    run_options(args)  # every option checked before the input is opened
     table = open_table(args.input, column=args.column, known=PLACE_COLUMNS,
                        text_header="place", stdin=env.stdin)
-    cache = open_cache_for(args, provider.cacheable)
-    rate = provider.default_rate if args.rate is None else args.rate
-    job = Job(iter(()), GeocodeWork(provider), executor=args.executor, workers=args.workers,
-              rate=rate, retries=args.retries, timeout=args.timeout, cache=cache,
-              max_requests=args.max_requests, keep_raw=False)
+    job = geocode_job((), provider=provider, keep_raw=False,
+                      options=run_options(args, cache_path(args, provider.cacheable)))
     return execute(job, table, GEOCODE_COLUMNS, args, env)

@@ -1,10 +1,15 @@
 """Entry point: parse arguments, run a subcommand, map errors to exit codes.
 
 Three layers, as in httpie: :func:`main` (the process: exit status, hard exit
-after an interrupt), :func:`run_cli` (parsing; usage, input and cache errors become
-one line on stderr and exit 2), and each subcommand's ``run(args, env)`` (the work).
+after an interrupt), :func:`run_cli` (parsing; every exception becomes one line on
+stderr and the exit status of :data:`~geofetch.cli.env.EXIT_STATUS_FOR`: 2 for
+usage, input and cache errors, 70 with ``geofetch: internal error: ...`` for a bug,
+the traceback only with ``-v``), and each subcommand's ``run(args, env)`` (the work).
 Streams come in an :class:`~geofetch.cli.env.Environment`, so tests run the CLI
 in-process.
+
+Subcommand modules import only light modules at the top; each ``run`` imports what
+its work needs, so ``geofetch serve`` never loads an HTTP client or HTML parser.
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ import contextlib
 import importlib
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 from .._version import __version__
-from ..exceptions import GeofetchError
-from .env import Environment, ExitStatus
+from ..exceptions import describe
+from ..redact import redact
+from .env import Environment, ExitStatus, exit_status_for
 
 SUBCOMMANDS = ("geocode", "fetch", "serve", "cache", "bench")
 
@@ -47,17 +54,36 @@ def run_cli(argv: Sequence[str] | None = None, env: Environment | None = None) -
         return int(exc.code or 0) if not isinstance(exc.code, str) else ExitStatus.USAGE
     try:
         return int(args.func(args, env))
-    except GeofetchError as exc:
-        env.stderr.write(f"geofetch: error: {exc}\n")
-        return ExitStatus.USAGE
-    except KeyboardInterrupt:
-        env.stderr.write("geofetch: interrupted\n")
-        return ExitStatus.INTERRUPTED
     except BrokenPipeError:
         # The reader went away (| head): not an error of ours.
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         return ExitStatus.OK
+    except BaseException as exc:  # noqa: BLE001 - every failure: one line and its status
+        if isinstance(exc, SystemExit):
+            raise
+        return report(exc, env, verbose=getattr(args, "verbose", 0))
+
+
+def report(exc: BaseException, env: Environment, *, verbose: int = 0) -> int:
+    """Write the one line an exception deserves; return its exit status."""
+    status = exit_status_for(exc)
+    if status in (ExitStatus.INTERRUPTED, ExitStatus.TERMINATED):
+        env.stderr.write("geofetch: interrupted\n")
+    elif status == ExitStatus.INTERNAL:
+        env.stderr.write(f"geofetch: internal error: {redact(_plain(exc))}\n")
+        if verbose:
+            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            env.stderr.write(redact(text))
+        else:
+            env.stderr.write("geofetch: run again with -v for the traceback, and report it\n")
+    else:
+        env.stderr.write(f"geofetch: error: {exc}\n")
+    return status
+
+
+def _plain(exc: BaseException) -> str:
+    return describe(exc).removeprefix("TaskError: ")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

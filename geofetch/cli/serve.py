@@ -6,9 +6,12 @@ import argparse
 import os
 from typing import Any
 
-from ..server import KEY_ENV, ServerConfig, serve
 from .argtypes import fraction, non_negative_float, port, positive_float
 from .env import Environment
+
+#: The environment variable holding the key Google requests must carry (the same as
+#: :data:`geofetch.server.KEY_ENV`; repeated here so the parser imports no server).
+KEY_ENV = "GEOFETCH_SERVE_KEY"
 
 
 def register(subparsers: Any) -> None:
@@ -63,6 +66,8 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace, env: Environment) -> int:
     """Serve until SIGINT/SIGTERM; return 0 (2 if the address cannot be bound)."""
+    from ..server import ServerConfig, serve
+
     key = args.key if args.key is not None else (os.environ.get(KEY_ENV) or None)
     config = ServerConfig(
         latency_seconds=args.latency,

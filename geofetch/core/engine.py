@@ -12,7 +12,11 @@ The engine reads the input only as far as ``window`` items ahead of what it has
 yielded, so memory is bounded whatever the input size: the tasks in flight and
 the reorder buffer together never exceed ``window``. Identical keys in flight are
 asked once. A task whose worker process died is retried once, then failed. Every
-outcome becomes exactly one result per item: nothing is lost or duplicated.
+outcome becomes exactly one result per item: nothing is lost or duplicated. A
+``KeyboardInterrupt`` raised inside a task is raised here, in the caller's thread.
+
+The engine neither starts nor stops the executor: the job that owns it does
+(:mod:`geofetch.core.job`), so workers are closed on every exit path.
 
 Stopping: :meth:`Run.stop` (credentials refused, budget spent) makes every item
 not yet submitted finish with ``stopped(item)``; :meth:`Run.interrupt` (a signal)
@@ -93,6 +97,8 @@ class Run(Generic[T, R]):
         self._stop = False
         self._interrupt: BaseException | None = None
         self.submitted = 0
+        #: True once every item has its result (the executor may then wait for idle workers).
+        self.finished = False
 
     def stop(self) -> None:
         """Submit nothing more; items not yet submitted finish with ``stopped``."""
@@ -111,9 +117,10 @@ class Run(Generic[T, R]):
         next_in = next_out = 0
         exhausted = False
         drain_until: float | None = None
-        finished = False
 
         def settle(task_id: int, kind: str, value: Any) -> None:
+            if kind == "raise":
+                raise value
             task = tasks[task_id]
             if kind == "lost" and task.lost < self.lost_retries and drain_until is None:
                 task.lost += 1
@@ -131,56 +138,52 @@ class Run(Generic[T, R]):
                 else:
                     ready[row] = self._fail(item, value)
 
-        try:
-            while True:
-                if self._interrupt is not None and drain_until is None:
-                    drain_until = time.monotonic() + self.grace
-                # Read ahead, within the window.
-                while not exhausted and drain_until is None and next_in - next_out < self.window:
-                    try:
-                        item = next(self._items)
-                    except StopIteration:
-                        exhausted = True
-                        break
-                    row, next_in = next_in, next_in + 1
-                    if self._stop and self._stopped is not None:
-                        ready[row] = self._stopped(item)
-                        continue
-                    plan = self._plan(item)
-                    if plan.result is not None:
-                        ready[row] = plan.result
-                        continue
-                    pending[row] = item
-                    if plan.key is not None and plan.key in by_key:
-                        tasks[by_key[plan.key]].rows.append(row)
-                        continue
-                    task_id = self.submitted
-                    self.submitted += 1
-                    tasks[task_id] = _Task(plan.payload, plan.key, [row])
-                    if plan.key is not None:
-                        by_key[plan.key] = task_id
-                    executor.submit(task_id, plan.payload)
-                # Hand out what is ready, in order.
-                while next_out in ready:
-                    result = ready.pop(next_out)
-                    next_out += 1
-                    yield result
-                if not tasks:
-                    if drain_until is not None and self._interrupt is not None:
-                        raise self._interrupt
-                    if exhausted:
-                        finished = True
-                        return
-                    continue
-                if drain_until is not None and time.monotonic() >= drain_until:
-                    assert self._interrupt is not None
-                    raise self._interrupt
+        while True:
+            if self._interrupt is not None and drain_until is None:
+                drain_until = time.monotonic() + self.grace
+            # Read ahead, within the window.
+            while not exhausted and drain_until is None and next_in - next_out < self.window:
                 try:
-                    for task_id, (kind, value) in executor.completed(timeout=_POLL):
-                        settle(task_id, kind, value)
-                except KeyboardInterrupt as exc:
-                    if self._interrupt is None:
-                        self._interrupt = exc
-        finally:
-            # On an interrupt or an abandoned iteration, don't wait for running tasks.
-            executor.shutdown(wait=finished)
+                    item = next(self._items)
+                except StopIteration:
+                    exhausted = True
+                    break
+                row, next_in = next_in, next_in + 1
+                if self._stop and self._stopped is not None:
+                    ready[row] = self._stopped(item)
+                    continue
+                plan = self._plan(item)
+                if plan.result is not None:
+                    ready[row] = plan.result
+                    continue
+                pending[row] = item
+                if plan.key is not None and plan.key in by_key:
+                    tasks[by_key[plan.key]].rows.append(row)
+                    continue
+                task_id = self.submitted
+                self.submitted += 1
+                tasks[task_id] = _Task(plan.payload, plan.key, [row])
+                if plan.key is not None:
+                    by_key[plan.key] = task_id
+                executor.submit(task_id, plan.payload)
+            # Hand out what is ready, in order.
+            while next_out in ready:
+                result = ready.pop(next_out)
+                next_out += 1
+                yield result
+            if not tasks:
+                if drain_until is not None and self._interrupt is not None:
+                    raise self._interrupt
+                if exhausted:
+                    self.finished = True
+                    return
+                continue
+            if drain_until is not None and time.monotonic() >= drain_until:
+                assert self._interrupt is not None
+                raise self._interrupt
+            try:
+                for task_id, (kind, value) in executor.completed(timeout=_POLL):
+                    settle(task_id, kind, value)
+            except KeyboardInterrupt as exc:
+                if self._interrupt is None:
+                    self._interrupt = exc

@@ -1,15 +1,31 @@
-"""Thread, process and serial executors behind one small interface.
+"""Thread, process and serial executors with a lifecycle: ``start(spec)``, then
+``submit``/``completed``, then ``stop()``.
 
 ::
 
-    engine (parent)                                   each worker
-    submit(task_id, payload) ──► thread pool queue ─┐
-                              └► pipe of one worker ─┴► fn = make_worker()   (once)
-    completed(timeout) ◄──── (task_id, outcome) ◄──────  outcome = capture(fn, payload)
+    engine (parent)                                    each worker (thread or process)
+    start(spec) ───────────────────────────────────►  worker = spec()      (once)
+    submit(task_id, payload) ─► task queue / pipe ─►  outcome = capture(worker, payload)
+    completed(timeout) ◄──── (task_id, outcome) ◄────
+    stop() ────────────────────────────────────────►  worker.close()       (once)
 
-An outcome is ``("value", v)``, ``("error", "Class: message")`` (the task raised,
-whatever it raised, ``SystemExit`` included) or ``("lost", "WorkerDied: ...")``
-(the worker process died under the task). Nothing a task does escapes.
+A *worker spec* is a picklable callable that builds one worker: a callable that
+does one task, with an optional ``close()``. Each worker thread or process calls
+the spec once, keeps the worker for the whole run, and closes it when the executor
+stops: at the end, on an error, on Ctrl-C, and when its thread finally returns from
+a request that outlived :meth:`Executor.stop`.
+
+An outcome is ``("value", v)``, ``("error", "Class: message")`` (the task raised an
+``Exception`` or ``SystemExit``), ``("lost", "WorkerDied: ...")`` (the worker process
+died under the task) or ``("raise", exc)``: a ``KeyboardInterrupt`` (or another
+``BaseException`` that is not ``SystemExit``) raised inside a task is never turned
+into a row; the engine raises it in the caller's thread.
+
+Threads are daemon threads, not a ``ThreadPoolExecutor``'s: its threads are joined
+when the interpreter exits, so a run closed with slow requests in flight would hold
+the interpreter until they end. :meth:`Executor.stop` waits at most a second for
+busy workers; a thread still in a request then ends (and closes its worker) when
+the request returns, and never delays the interpreter's exit.
 
 The process executor keeps its own small pool of ``multiprocessing`` processes, one
 duplex pipe each, rather than ``multiprocessing.Pool``: Pool loses the task of a
@@ -18,12 +34,15 @@ idle can leave Pool's shared queue lock held. Here each worker owns its pipe, th
 parent knows which tasks it holds, and ``connection.wait`` on the process
 sentinels sees a death at once: the running task is reported ``lost`` (the engine
 retries it once), the tasks queued behind it go back in line, and a new worker
-takes its place. Workers are started with ``forkserver`` (``spawn`` where that is
-missing): forking a parent that already runs threads is unsafe.
+takes its place. Workers are started from a ``forkserver`` context (``spawn`` where
+that is missing; forking a parent that already runs threads is unsafe), taken with
+``multiprocessing.get_context``: no global ``multiprocessing`` setting of the host
+application (start method, forkserver preload) is changed.
 """
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import pickle
@@ -34,34 +53,75 @@ import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import wait as wait_for_ready
-from typing import Any
+from typing import Any, Protocol
 
 from ..exceptions import UsageError, WorkerStartError, describe
+from ..options import EXECUTORS
+
+__all__ = [
+    "EXECUTORS",
+    "Executor",
+    "ProcessExecutor",
+    "SerialExecutor",
+    "ThreadExecutor",
+    "Worker",
+    "WorkerSpec",
+    "make_executor",
+]
+
+log = logging.getLogger("geofetch.executors")
 
 Outcome = tuple[str, Any]
 Completed = list[tuple[int, Outcome]]
-WorkerFactory = Callable[[], Callable[[Any], Any]]
 
-EXECUTORS = ("thread", "process", "serial")
+
+class Worker(Protocol):
+    """One worker's task function; ``close()`` (optional) releases what it holds."""
+
+    def __call__(self, payload: Any, /) -> Any: ...
+
+
+#: A picklable callable that builds one worker, called once in each worker.
+WorkerSpec = Callable[[], Worker]
+
 _MAX_FAILED_STARTS = 3
 _FLUSH_SECONDS = 0.05
-# A worker thread's loop with nothing to do for this long ends.
-_IDLE_SECONDS = 1.0
-_PRELOAD = ("__main__", "geofetch.tasks.geocode", "geofetch.tasks.fetch",
-            "geofetch.providers.google",
-            "geofetch.providers.nominatim", "geofetch.providers.offline")
+#: How long :meth:`Executor.stop` waits for busy workers before it returns anyway.
+STOP_GRACE_SECONDS = 1.0
 
 
-def capture(fn: Callable[[Any], Any] | None, payload: Any, init_error: str = "") -> Outcome:
-    """Run one task and turn whatever happens into an outcome."""
-    if fn is None:
+def capture(worker: Worker | None, payload: Any, init_error: str = "") -> Outcome:
+    """Run one task and turn its value or exception into an outcome.
+
+    ``KeyboardInterrupt`` (any ``BaseException`` but ``SystemExit``) is not caught:
+    an interrupt is the caller's, never a row's.
+    """
+    if worker is None:
         return ("error", init_error)
     try:
-        return ("value", fn(payload))
-    except BaseException as exc:  # noqa: BLE001 - a task's SystemExit is still its own row
+        return ("value", worker(payload))
+    except (Exception, SystemExit) as exc:  # a task's SystemExit is still its own row
         return ("error", describe(exc))
+
+
+def build(spec: WorkerSpec) -> tuple[Worker | None, str]:
+    """Build one worker: ``(worker, "")``, or ``(None, "Class: message")`` if it failed."""
+    try:
+        return spec(), ""
+    except (Exception, SystemExit) as exc:  # reported with every task it gets
+        return None, describe(exc)
+
+
+def close(worker: Worker | None) -> None:
+    """Close ``worker`` if it has a ``close()``; a failure to close is logged, not raised."""
+    closer = getattr(worker, "close", None)
+    if closer is None:
+        return
+    try:
+        closer()
+    except Exception:  # noqa: BLE001 - closing must not hide the run's own outcome
+        log.warning("closing a worker failed", exc_info=True)
 
 
 def default_workers(kind: str) -> int:
@@ -74,10 +134,14 @@ def default_workers(kind: str) -> int:
 
 
 class Executor(ABC):
-    """Runs tasks somewhere and reports each outcome exactly once."""
+    """Runs tasks on workers it starts and stops, reporting each outcome exactly once."""
 
     kind: str
     workers: int
+
+    @abstractmethod
+    def start(self, spec: WorkerSpec) -> None:
+        """Get ready to run tasks on workers built by ``spec`` (once per worker)."""
 
     @abstractmethod
     def submit(self, task_id: int, payload: Any, *, alone: bool = False) -> None:
@@ -88,13 +152,20 @@ class Executor(ABC):
         """Outcomes finished since the last call; waits up to ``timeout`` s for one."""
 
     @abstractmethod
-    def shutdown(self, *, wait: bool = True) -> None:
-        """Stop every worker; with ``wait=False``, don't wait for running tasks."""
+    def stop(self, *, wait: bool = True) -> None:
+        """Stop every worker and close it. ``wait=False``: drop queued tasks and return
+        within :data:`STOP_GRACE_SECONDS` even if tasks are still running."""
 
     @property
     def capacity(self) -> int:
         """How many queued tasks keep every worker busy."""
         return self.workers * 2
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
+        self.stop(wait=exc_type is None)
 
 
 class SerialExecutor(Executor):
@@ -102,77 +173,88 @@ class SerialExecutor(Executor):
 
     kind = "serial"
 
-    def __init__(self, make_worker: WorkerFactory, workers: int = 1) -> None:
+    def __init__(self, workers: int = 1) -> None:
         self.workers = 1
-        self._make_worker = make_worker
-        self._fn: Callable[[Any], Any] | None = None
+        self._spec: WorkerSpec | None = None
+        self._worker: Worker | None = None
+        self._init_error = ""
+        self._built = False
         self._done: Completed = []
 
+    def start(self, spec: WorkerSpec) -> None:
+        self._spec = spec
+
     def submit(self, task_id: int, payload: Any, *, alone: bool = False) -> None:
-        if self._fn is None:
-            outcome = capture(lambda _: self._make_worker(), None)
-            if outcome[0] == "error":
-                self._done.append((task_id, outcome))
-                return
-            self._fn = outcome[1]
-        self._done.append((task_id, capture(self._fn, payload)))
+        if not self._built:
+            assert self._spec is not None, "start() first"
+            self._worker, self._init_error = build(self._spec)
+            self._built = True
+        self._done.append((task_id, capture(self._worker, payload, self._init_error)))
 
     def completed(self, timeout: float | None) -> Completed:
         done, self._done = self._done, []
         return done
 
-    def shutdown(self, *, wait: bool = True) -> None:
-        self._fn = None
+    def stop(self, *, wait: bool = True) -> None:
+        worker, self._worker = self._worker, None
+        close(worker)
 
 
 class ThreadExecutor(Executor):
-    """A ``ThreadPoolExecutor`` whose threads each run one loop over a task queue.
+    """Daemon threads, each running one loop over a shared task queue.
 
-    Each loop builds its worker function once. One pool task per thread, not per
-    row: a ``Future`` per row costs a condition and two contended locks, more than
-    the engine's own bookkeeping for the row. A loop left idle for
-    :data:`_IDLE_SECONDS` ends (the next task starts another), so a run abandoned
-    without being closed cannot keep the interpreter from exiting.
+    A thread is started when a task is submitted and no thread is idle, up to
+    ``workers``; it builds its worker once and keeps it until :meth:`stop`. One loop
+    per thread, not a ``Future`` per row: a ``Future`` costs a condition and two
+    contended locks, more than the engine's own bookkeeping for the row.
     """
 
     kind = "thread"
 
-    def __init__(self, make_worker: WorkerFactory, workers: int) -> None:
+    def __init__(self, workers: int) -> None:
         self.workers = workers
-        self._make_worker = make_worker
+        self._spec: WorkerSpec | None = None
         self._tasks: queue.SimpleQueue[tuple[int, Any] | None] = queue.SimpleQueue()
         self._done: queue.SimpleQueue[tuple[int, Outcome]] = queue.SimpleQueue()
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="geofetch-worker")
-        self._loops = 0  # loops running or about to
-        self._loops_lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._idle = 0  # threads waiting for a task
         self._stopping = False
 
+    def start(self, spec: WorkerSpec) -> None:
+        self._spec = spec
+
     def _loop(self) -> None:
-        fn, init_error = None, ""
+        assert self._spec is not None
+        worker, init_error = build(self._spec)
         try:
-            fn = self._make_worker()
-        except BaseException as exc:  # noqa: BLE001 - reported with every task it gets
-            init_error = describe(exc)
-        while not self._stopping:
-            try:
-                task = self._tasks.get(timeout=_IDLE_SECONDS)
-            except queue.Empty:
-                with self._loops_lock:
-                    if self._tasks.empty():  # else a task came in as the wait ended
-                        self._loops -= 1
-                        return
-                continue
-            if task is None:
-                return
-            task_id, payload = task
-            self._done.put((task_id, capture(fn, payload, init_error)))
+            while not self._stopping:
+                with self._lock:
+                    self._idle += 1
+                task = self._tasks.get()
+                with self._lock:
+                    self._idle -= 1
+                if task is None or self._stopping:
+                    return
+                task_id, payload = task
+                try:
+                    outcome = capture(worker, payload, init_error)
+                except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt: the caller's
+                    outcome = ("raise", exc)
+                self._done.put((task_id, outcome))
+        finally:
+            close(worker)
 
     def submit(self, task_id: int, payload: Any, *, alone: bool = False) -> None:
+        assert self._spec is not None, "start() first"
         self._tasks.put((task_id, payload))
-        with self._loops_lock:
-            if self._loops < self.workers:  # a loop per task until the pool is full
-                self._loops += 1
-                self._pool.submit(self._loop)
+        with self._lock:
+            if self._idle >= self._tasks.qsize() or len(self._threads) >= self.workers:
+                return
+            thread = threading.Thread(target=self._loop, daemon=True,
+                                      name=f"geofetch-worker-{len(self._threads)}")
+            self._threads.append(thread)
+        thread.start()
 
     def completed(self, timeout: float | None) -> Completed:
         try:
@@ -185,28 +267,38 @@ class ThreadExecutor(Executor):
             except queue.Empty:
                 return done
 
-    def shutdown(self, *, wait: bool = True) -> None:
+    def stop(self, *, wait: bool = True) -> None:
         if not wait:
             self._stopping = True  # running tasks finish, queued ones are dropped
-        with self._loops_lock:
-            for _ in range(self._loops):
-                self._tasks.put(None)
-        self._pool.shutdown(wait=wait)
+        with self._lock:
+            threads = list(self._threads)
+        for _ in threads:
+            self._tasks.put(None)
+        deadline = time.monotonic() + (30.0 if wait else STOP_GRACE_SECONDS)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def alive(self) -> int:
+        """Worker threads still running (for tests and diagnostics)."""
+        return sum(thread.is_alive() for thread in self._threads)
 
 
-def _process_main(conn: Any, make_worker: WorkerFactory) -> None:
-    """A worker process: build the worker function once, then serve batches of tasks.
+def _process_main(conn: Any, spec: WorkerSpec) -> None:
+    """A worker process: build the worker once, serve batches of tasks, close it.
 
     Results go back one message per batch (or every ``_FLUSH_SECONDS`` within a slow
     batch): one message per task would make the parent's pipe reads the bottleneck.
     """
     # Ctrl-C reaches the whole process group; the parent decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    fn, init_error = None, ""
+    worker, init_error = build(spec)
     try:
-        fn = make_worker()
-    except BaseException as exc:  # noqa: BLE001
-        init_error = describe(exc)
+        _serve(conn, worker, init_error)
+    finally:
+        close(worker)
+
+
+def _serve(conn: Any, worker: Worker | None, init_error: str) -> None:
     while True:
         try:
             batch = conn.recv()
@@ -217,7 +309,11 @@ def _process_main(conn: Any, make_worker: WorkerFactory) -> None:
         results: Completed = []
         flushed_at = time.monotonic()
         for task_id, payload in batch:
-            results.append((task_id, capture(fn, payload, init_error)))
+            try:
+                outcome = capture(worker, payload, init_error)
+            except BaseException as exc:  # noqa: BLE001 - an interrupt: the parent's to raise
+                outcome = ("raise", exc)
+            results.append((task_id, outcome))
             if time.monotonic() - flushed_at >= _FLUSH_SECONDS:
                 if not _send_results(conn, results):
                     return
@@ -240,7 +336,8 @@ def _send_results(conn: Any, results: Completed) -> bool:
                 pickle.dumps(outcome)
                 safe.append((task_id, outcome))
             except Exception as exc:  # noqa: BLE001
-                safe.append((task_id, ("error", f"UnpicklableResult: {describe(exc)}")))
+                error = f"UnpicklableResult: {type(exc).__name__}: {exc}"
+                safe.append((task_id, ("error", error)))
     try:
         conn.send(safe)
         return True
@@ -265,7 +362,6 @@ class ProcessExecutor(Executor):
 
     def __init__(
         self,
-        make_worker: WorkerFactory,
         workers: int,
         *,
         start_method: str | None = None,
@@ -273,12 +369,8 @@ class ProcessExecutor(Executor):
         batch: int = 16,
     ) -> None:
         self.workers = workers
-        self._make_worker = make_worker
+        self._spec: WorkerSpec | None = None
         self._ctx: Any = multiprocessing.get_context(start_method or default_start_method())
-        if self._ctx.get_start_method() == "forkserver":
-            # Workers fork from a server that has already imported these: a worker
-            # then starts in milliseconds instead of re-importing requests & co.
-            self._ctx.set_forkserver_preload(list(_PRELOAD))
         self._prefetch = prefetch
         self._batch = batch
         self._pending: deque[tuple[int, Any]] = deque()
@@ -286,7 +378,11 @@ class ProcessExecutor(Executor):
         self._pool: list[_Worker] = []
         self._closed = False
         self._failed_starts = 0
-        for _ in range(workers):
+
+    def start(self, spec: WorkerSpec) -> None:
+        """Start ``workers`` processes; each builds its worker from ``spec`` once."""
+        self._spec = spec
+        for _ in range(self.workers):
             self._pool.append(self._spawn())
 
     @property
@@ -297,7 +393,7 @@ class ProcessExecutor(Executor):
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
             target=_process_main,
-            args=(child_conn, self._make_worker),
+            args=(child_conn, self._spec),
             name="geofetch-worker",
             daemon=True,
         )
@@ -391,7 +487,7 @@ class ProcessExecutor(Executor):
         self._pool.remove(worker)
         self._failed_starts = 0 if worker.answered else self._failed_starts + 1
         if self._failed_starts >= _MAX_FAILED_STARTS:
-            self.shutdown(wait=False)
+            self.stop(wait=False)
             raise WorkerStartError(
                 f"{_MAX_FAILED_STARTS} worker processes in a row died before finishing a task "
                 f"(the last exited with {cause}); a script that "
@@ -401,7 +497,8 @@ class ProcessExecutor(Executor):
         if not self._closed:
             self._pool.append(self._spawn())
 
-    def shutdown(self, *, wait: bool = True) -> None:
+    def stop(self, *, wait: bool = True) -> None:
+        """Ask every worker to close and exit; terminate, then kill, those that don't."""
         self._closed = True
         self._pending.clear()
         self._suspects.clear()
@@ -410,14 +507,19 @@ class ProcessExecutor(Executor):
                 worker.conn.send(None)
             except (OSError, EOFError, ValueError):
                 pass
+        grace = 30.0 if wait else STOP_GRACE_SECONDS / 2
+        for step, deadline in (("wait", grace), ("terminate", 0.3), ("kill", 5.0)):
+            until = time.monotonic() + deadline
+            for worker in self._pool:
+                if step == "terminate" and worker.process.is_alive():
+                    worker.process.terminate()
+                elif step == "kill" and worker.process.is_alive():
+                    worker.process.kill()
+            for worker in self._pool:
+                worker.process.join(max(0.0, until - time.monotonic()))
+            if not any(worker.process.is_alive() for worker in self._pool):
+                break
         for worker in self._pool:
-            worker.process.join(timeout=5 if wait else 0.5)
-            if worker.process.is_alive():
-                worker.process.terminate()
-                worker.process.join(timeout=2)
-            if worker.process.is_alive():
-                worker.process.kill()
-                worker.process.join()
             worker.conn.close()
         self._pool.clear()
 
@@ -428,8 +530,9 @@ def default_start_method() -> str:
     return "forkserver" if "forkserver" in methods else "spawn"
 
 
-def make_executor(kind: str, make_worker: WorkerFactory, workers: int | None = None) -> Executor:
-    """Build the executor called ``kind`` with ``workers`` workers (its default if None)."""
+def make_executor(kind: str, workers: int | None = None) -> Executor:
+    """A new executor called ``kind`` with ``workers`` workers (its default if None);
+    :meth:`Executor.start` it with a worker spec before submitting."""
     if kind not in EXECUTORS:
         raise UsageError(f"unknown executor {kind!r}; choose one of: {', '.join(EXECUTORS)}")
     if workers is None:
@@ -437,7 +540,7 @@ def make_executor(kind: str, make_worker: WorkerFactory, workers: int | None = N
     if workers < 1:
         raise UsageError(f"workers must be at least 1, not {workers}")
     if kind == "serial":
-        return SerialExecutor(make_worker)
+        return SerialExecutor()
     if kind == "thread":
-        return ThreadExecutor(make_worker, workers)
-    return ProcessExecutor(make_worker, workers)
+        return ThreadExecutor(workers)
+    return ProcessExecutor(workers)

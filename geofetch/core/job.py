@@ -1,33 +1,52 @@
-"""A job: one run of geocoding or fetching, from queries to ordered results.
+"""A job: one run of geocoding or fetching, from queries to ordered results, and the
+owner of every resource the run uses.
 
 It wires the pieces together, the same for every kind of work::
 
-    queries ─► validate ─► cache / dedup ─► engine (executor, workers) ─► results
-                                 ▲            each request: gate (rate, budget, abort)
-                                 └──── fresh ok / not_found answers are stored
+    queries ─► invalid? ─► cache / recent answers / in flight? ─► engine ─► results
+                                   ▲                               │ executor: workers
+                                   └── fresh ok / not_found ◄──────┘ gate: rate, budget, abort
 
 What differs between geocoding and fetching (how a query is checked, what a worker
 does, how a result is cached) is a :class:`Work` object; nothing else differs.
+
+A job is a context manager. The request gate, the cache, the work's own resources
+(the fetch task's lock directory) and the executor with its workers exist only
+between ``__enter__`` and ``__exit__``, and are released on every exit path: the end
+of the input, an error, Ctrl-C, an abandoned iteration. Iterating a job that was
+not entered enters it for the length of the iteration. Nothing is created before
+that, so a run that fails early (a bad output path, a missing column) leaves
+nothing behind.
+
+Memory stays bounded whatever the number of distinct queries: in-run deduplication
+keeps the keys of work in flight only, plus the last :data:`RECENT_ANSWERS` answers
+(without the provider's raw answer when ``keep_raw`` is off), and the engine's
+window bounds what is read ahead.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Iterator
-from typing import Any, Generic, Protocol, TypeVar
+from types import TracebackType
+from typing import Generic, Protocol, TypeVar
 
-from ..cache import CacheEntry, MemoryCache, SQLiteCache
-from ..exceptions import RunAborted, describe
+from ..cache import Cache, CacheEntry, open_cache
+from ..exceptions import RunAborted, UsageError, describe
 from ..models import STATUSES
+from ..options import RunOptions
 from ..redact import redact
 from .engine import Plan, Run
-from .executors import WorkerFactory, make_executor
+from .executors import Executor, WorkerSpec, make_executor
 from .ratelimit import RequestGate
 from .retry import RetryPolicy
 
 R = TypeVar("R")
+
+#: Answers kept after their rows are written, so a repeat soon after is not asked again.
+RECENT_ANSWERS = 1024
 
 
 class Work(Protocol[R]):
@@ -37,6 +56,7 @@ class Work(Protocol[R]):
     uses_network: bool
     cacheable: bool
     secrets: tuple[str, ...]
+    default_rate: float | None
 
     def invalid(self, query: str) -> R | None:
         """The ``invalid`` result for a query that cannot be asked, else None."""
@@ -56,13 +76,19 @@ class Work(Protocol[R]):
     def for_query(self, result: R, query: str) -> R:
         """A shared result, as the result of this row's own query text."""
 
-    def worker_factory(self, gate: RequestGate | None, policy: RetryPolicy,
-                       timeout: float) -> WorkerFactory:
-        """A picklable callable that builds one worker's task function."""
+    def worker_spec(self, gate: RequestGate | None, policy: RetryPolicy,
+                    timeout: float) -> WorkerSpec:
+        """A picklable callable that builds one worker (called once per worker)."""
+
+    def open(self) -> None:
+        """Make the run's own resources (called on the job's enter)."""
+
+    def close(self) -> None:
+        """Release them (called on the job's exit, whatever happened)."""
 
 
 class Job(Generic[R]):
-    """Iterate a job for its results, in input order, one per query.
+    """One run: enter it, iterate it for results in input order, one per query.
 
     ``keep_raw=False`` skips decoding cached provider answers (the CLI writes none).
     After (or during) iteration: ``counts`` per status, ``aborted`` (the error that
@@ -73,37 +99,96 @@ class Job(Generic[R]):
         self,
         queries: Iterable[str],
         work: Work[R],
+        options: RunOptions | None = None,
         *,
-        executor: str = "thread",
-        workers: int | None = None,
-        rate: float | None = None,
-        retries: int = 3,
-        timeout: float = 10.0,
-        cache: MemoryCache | SQLiteCache | None = None,
-        max_requests: int | None = None,
-        progress: Callable[[R], None] | None = None,
         window: int | None = None,
         keep_raw: bool = True,
     ) -> None:
         self.work = work
-        self.keep_raw = keep_raw
+        self.options = options or RunOptions()
         self.queries = queries
-        self.executor_kind = executor
-        self.workers = workers
-        self.timeout = timeout
-        self.policy = RetryPolicy(retries=retries)
-        self.gate = RequestGate(rate if work.uses_network else None, max_requests,
-                                processes=executor == "process")
-        self.cache = cache if work.cacheable and cache is not None else None
-        self._memory = MemoryCache()
-        self.progress = progress
+        self.keep_raw = keep_raw
         self.window = window
+        rate = self.options.rate
+        #: Requests per second for the whole run (None: no limit).
+        self.rate = (work.default_rate if rate is None else rate) or None
+        self.policy = RetryPolicy(retries=self.options.retries)
         self.counts: Counter[str] = Counter({status: 0 for status in STATUSES})
         self.aborted: RunAborted | None = None
         self.elapsed = 0.0
         self.requests = 0
+        self.gate: RequestGate | None = None
+        self.cache: Cache | None = None
+        self.executor: Executor | None = None
+        self._recent: OrderedDict[str, CacheEntry] = OrderedDict()
+        self._stack: contextlib.ExitStack | None = None
         self._run: Run[str, R] | None = None
         self._pending_interrupt: BaseException | None = None
+        self._progress: Callable[[R], None] | None = None
+
+    # -- lifetime -------------------------------------------------------------------
+
+    def __enter__(self) -> Job[R]:
+        if self._stack is not None:
+            raise UsageError("this job is already running; a job runs once")
+        stack = contextlib.ExitStack()
+        try:
+            if self.work.uses_network:
+                self.gate = RequestGate(self.rate, self.options.max_requests,
+                                        processes=self.options.executor == "process")
+                stack.callback(self._close_gate)
+            if self.work.cacheable:
+                self.cache = open_cache(self.options.cache)
+                if self.cache is not None:
+                    owned = self.cache is not self.options.cache
+                    stack.callback(self.cache.close if owned else self.cache.flush)
+            self.work.open()
+            stack.callback(self.work.close)
+            stack.enter_context(self._progress_bar())
+            executor = make_executor(self.options.executor, self.options.workers)
+            self.executor = executor
+            executor.start(self.work.worker_spec(self.gate, self.policy, self.options.timeout))
+            stack.callback(lambda: executor.stop(wait=self._run is not None
+                                                 and self._run.finished))
+        except BaseException:
+            stack.close()
+            raise
+        self._stack = stack
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            stack.close()
+
+    def _close_gate(self) -> None:
+        if self.gate is not None:
+            self.requests = self.gate.requests_sent
+            self.gate.close()
+
+    @contextlib.contextmanager
+    def _progress_bar(self) -> Iterator[None]:
+        progress = self.options.progress
+        if progress is False:
+            yield
+            return
+        if progress is not True:
+            self._progress = progress
+            yield
+            return
+        from tqdm import tqdm
+
+        bar = tqdm(unit="row", dynamic_ncols=True, leave=False)
+
+        def advance(result: R) -> None:
+            bar.update(1)
+
+        self._progress = advance
+        try:
+            yield
+        finally:
+            bar.close()
 
     def interrupt(self, exc: BaseException) -> None:
         """Ask the run to stop and raise ``exc`` after a short drain (signal-safe)."""
@@ -111,11 +196,16 @@ class Job(Generic[R]):
         if self._run is not None:
             self._run.interrupt(exc)
 
+    # -- planning -------------------------------------------------------------------
+
     def _lookup(self, key: str) -> CacheEntry | None:
-        entry = self._memory.get(self.work.namespace, key)
-        if entry is None and self.cache is not None:
-            entry = self.cache.get(self.work.namespace, key, raw=self.keep_raw)
-        return entry
+        entry = self._recent.get(key)
+        if entry is not None:
+            self._recent.move_to_end(key)
+            return entry
+        if self.cache is not None:
+            return self.cache.get(self.work.namespace, key, raw=self.keep_raw)
+        return None
 
     def _plan(self, query: str) -> Plan:
         invalid = self.work.invalid(query)
@@ -131,64 +221,61 @@ class Job(Generic[R]):
         entry = self.work.to_cache(result)
         if entry is None or not isinstance(key, str):
             return
-        self._memory.put(self.work.namespace, key, entry)
         if self.cache is not None:
             self.cache.put(self.work.namespace, key, entry)
+        if not self.keep_raw and entry.raw is not None:
+            entry = CacheEntry(entry.status, entry.lat, entry.lng, entry.formatted_address)
+        self._recent[key] = entry
+        if len(self._recent) > RECENT_ANSWERS:
+            self._recent.popitem(last=False)
 
     def _fail(self, query: str, error: str) -> R:
         return self.work.failed(query, redact(error, self.work.secrets))
 
     def _stopped(self, query: str) -> R:
-        reason = self.aborted or self.gate.aborted() or RunAborted("run stopped")
+        gate_reason = self.gate.aborted() if self.gate is not None else None
+        reason = self.aborted or gate_reason or RunAborted("run stopped")
         return self.work.failed(query, describe(reason))
 
+    # -- running --------------------------------------------------------------------
+
     def __iter__(self) -> Iterator[R]:
+        if self._stack is not None:
+            yield from self._results()
+            return
+        with self:
+            yield from self._results()
+
+    def _results(self) -> Iterator[R]:
+        assert self.executor is not None
         started = time.perf_counter()
-        gate = self.gate if self.work.uses_network else None
-        results: Iterator[R] = iter(())
+        run: Run[str, R] = Run(
+            self.queries,
+            self.executor,
+            plan=self._plan,
+            finish=lambda query, value: self.work.for_query(value, query),
+            fail=self._fail,
+            stopped=self._stopped,
+            on_value=self._store,
+            window=self.window,
+        )
+        self._run = run
+        if self._pending_interrupt is not None:
+            run.interrupt(self._pending_interrupt)
         try:
-            executor = make_executor(
-                self.executor_kind,
-                self.work.worker_factory(gate, self.policy, self.timeout),
-                self.workers,
-            )
-            run: Run[str, R] = Run(
-                self.queries,
-                executor,
-                plan=self._plan,
-                finish=lambda query, value: self.work.for_query(value, query),
-                fail=self._fail,
-                stopped=self._stopped,
-                on_value=self._store,
-                window=self.window,
-            )
-            self._run = run
-            if self._pending_interrupt is not None:
-                run.interrupt(self._pending_interrupt)
-            results = iter(run)
-            for result in results:
-                status = getattr(result, "status", "failed")
-                self.counts[status] += 1
-                if gate is not None and self.aborted is None:
-                    self.aborted = gate.aborted()
+            for result in run:
+                self.counts[getattr(result, "status", "failed")] += 1
+                if self.gate is not None and self.aborted is None:
+                    self.aborted = self.gate.aborted()
                     if self.aborted is not None:
                         run.stop()
-                if self.progress is not None:
-                    self.progress(result)
+                if self._progress is not None:
+                    self._progress(result)
                 yield result
         finally:
-            close = getattr(results, "close", None)
-            if close is not None:
-                close()  # shuts the workers down before the gate goes
             self.elapsed = time.perf_counter() - started
-            if gate is not None:
-                self.requests = gate.requests_sent
-            self.gate.close()
-            close_work = getattr(self.work, "close", None)
-            if close_work is not None:
-                close_work()
-            if self.cache is not None:
-                self.cache.flush()
+            if self.gate is not None:
+                self.requests = self.gate.requests_sent
 
     @property
     def total(self) -> int:
@@ -204,18 +291,3 @@ class Job(Generic[R]):
             f"{c['invalid']} invalid, {c['failed']} failed in {self.elapsed:.2f} s "
             f"({rate:.1f} rows/s)"
         )
-
-
-@contextlib.contextmanager
-def progress_option(options: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Turn ``progress=True`` into a progress bar on stderr for the run's length."""
-    if options.get("progress") is not True:
-        yield options
-        return
-    from tqdm import tqdm
-
-    bar = tqdm(unit="row", dynamic_ncols=True, leave=False)
-    try:
-        yield {**options, "progress": lambda result: bar.update(1)}
-    finally:
-        bar.close()

@@ -89,17 +89,25 @@ class RequestGate:
         self.processes = processes
         self._clock = _clock
         self._sleep = _sleep
-        directory = "/dev/shm" if os.path.isdir("/dev/shm") else None
-        fd, self.path = tempfile.mkstemp(prefix="geofetch-gate-", dir=directory)
-        os.write(fd, bytes(_SIZE))
-        os.close(fd)
         self._owner_pid = os.getpid()
-        self._reset_local()
-
-    def _reset_local(self) -> None:
         self._pid: int | None = None
         self._fd: int | None = None
         self._map: mmap.mmap | None = None
+        self._thread_lock = threading.Lock()
+        self.path: str | None = None
+        if processes:
+            directory = "/dev/shm" if os.path.isdir("/dev/shm") else None
+            fd, self.path = tempfile.mkstemp(prefix="geofetch-gate-", dir=directory)
+            os.write(fd, bytes(_SIZE))
+            os.close(fd)
+        else:  # one process: an anonymous map, no file to leave behind
+            self._map = mmap.mmap(-1, _SIZE)
+            self._pid = _pid
+
+    def _reset_local(self) -> None:
+        self._pid = None
+        self._fd = None
+        self._map = None
         self._thread_lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -120,7 +128,7 @@ class RequestGate:
     # -- shared record ----------------------------------------------------------
 
     def _mapped(self) -> mmap.mmap:
-        if self._pid != _pid:  # first use in this process (or after fork)
+        if self._pid != _pid and self.path is not None:  # first use in this process
             with _open_lock:  # many threads may get here at once: open exactly once
                 if self._pid != _pid:
                     self._thread_lock = threading.Lock()
@@ -235,7 +243,7 @@ class RequestGate:
             os.close(self._fd)
             self._fd = None
         self._pid = None
-        if os.getpid() == self._owner_pid:
+        if self.path is not None and os.getpid() == self._owner_pid:
             try:
                 os.unlink(self.path)
             except FileNotFoundError:
@@ -258,11 +266,11 @@ class _Locked:
         self.gate._mapped()
         self.lock = self.gate._thread_lock
         self.lock.acquire()
-        fd = self.gate._fd
-        assert fd is not None
-        self.fd: int = fd
         self.processes = self.gate.processes
         if self.processes:
+            fd = self.gate._fd
+            assert fd is not None
+            self.fd: int = fd
             fcntl.flock(fd, fcntl.LOCK_EX)
 
     def __exit__(self, *exc_info: object) -> None:

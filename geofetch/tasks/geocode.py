@@ -9,22 +9,24 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import Any
 
-from ..cache import CacheEntry, open_cache
-from ..core.job import Job, progress_option
+from ..cache import CacheEntry
+from ..core.job import Job
 from ..core.ratelimit import RequestGate
 from ..core.retry import RetryPolicy, call_with_retries
-from ..exceptions import describe
+from ..exceptions import InvalidQuery, describe
 from ..models import FAILED, INVALID, MAX_QUERY_LENGTH, NOT_FOUND, OK, GeocodeResult
 from ..normalize import normalize_query
+from ..options import Progress, RunOptions
 from ..providers import Provider, get_provider
 from ..redact import redact
 
-#: Marks an option the caller did not give (``rate`` falls back to the provider's).
-DEFAULT: Any = object()
-
 
 class GeocodeWorker:
-    """One worker's task function: geocode one query, never raise."""
+    """One worker's task function: geocode one query, never raise.
+
+    It opens its own copy of the provider once (a session, a connection pool) and
+    keeps it until :meth:`close`.
+    """
 
     def __init__(self, provider: Provider, gate: RequestGate | None, policy: RetryPolicy,
                  timeout: float) -> None:
@@ -34,6 +36,10 @@ class GeocodeWorker:
         self.policy = policy
         self.timeout = timeout
         self.secrets = provider.secrets()
+
+    def close(self) -> None:
+        """Close this worker's provider (its sessions and connections)."""
+        self.provider.close()
 
     def __call__(self, query: str) -> GeocodeResult:
         started = time.perf_counter()
@@ -78,17 +84,24 @@ class GeocodeWork:
         self.uses_network = provider.uses_network
         self.cacheable = provider.cacheable
         self.secrets = provider.secrets()
+        self.default_rate = provider.default_rate
+
+    def open(self) -> None:
+        """Nothing to make: each worker opens its own provider."""
+
+    def close(self) -> None:
+        """Nothing to release."""
 
     def invalid(self, query: str) -> GeocodeResult | None:
         if not isinstance(query, str):
-            return GeocodeResult(str(query), status=INVALID,
-                                 error=f"InvalidQuery: not text but {type(query).__name__}")
-        if not query.strip():
-            return GeocodeResult(query, status=INVALID, error="InvalidQuery: blank place")
-        if len(query) > MAX_QUERY_LENGTH:
-            return GeocodeResult(query, status=INVALID, error=(
-                f"InvalidQuery: {len(query)} characters, the limit is {MAX_QUERY_LENGTH}"))
-        return None
+            problem = InvalidQuery(f"not text but {type(query).__name__}")
+        elif not query.strip():
+            problem = InvalidQuery("blank place")
+        elif len(query) > MAX_QUERY_LENGTH:
+            problem = InvalidQuery(f"{len(query)} characters, the limit is {MAX_QUERY_LENGTH}")
+        else:
+            return None
+        return GeocodeResult(str(query), status=INVALID, error=describe(problem))
 
     def key(self, query: str) -> str:
         return normalize_query(query)
@@ -110,8 +123,8 @@ class GeocodeWork:
     def for_query(self, result: GeocodeResult, query: str) -> GeocodeResult:
         return result if result.query == query else replace(result, query=query)
 
-    def worker_factory(self, gate: RequestGate | None, policy: RetryPolicy,
-                       timeout: float) -> Callable[[], GeocodeWorker]:
+    def worker_spec(self, gate: RequestGate | None, policy: RetryPolicy,
+                    timeout: float) -> Callable[[], GeocodeWorker]:
         return functools.partial(GeocodeWorker, self.provider, gate, policy, timeout)
 
 
@@ -119,45 +132,85 @@ def geocode_job(
     places: Iterable[str],
     *,
     provider: str | Provider = "offline",
-    executor: str = "thread",
-    workers: int | None = None,
-    rate: float | None = DEFAULT,
-    retries: int = 3,
-    timeout: float = 10.0,
-    cache: str | Any = None,
-    max_requests: int | None = None,
-    progress: Callable[[GeocodeResult], None] | None = None,
     key: str | None = None,
     base_url: str | None = None,
+    options: RunOptions | None = None,
     window: int | None = None,
+    keep_raw: bool = True,
 ) -> Job[GeocodeResult]:
-    """Build (but do not start) a geocoding :class:`~geofetch.job.Job`."""
-    instance = get_provider(provider, key=key, base_url=base_url)
-    if rate is DEFAULT or rate is None:
-        rate = instance.default_rate
-    return Job(places, GeocodeWork(instance), executor=executor, workers=workers, rate=rate,
-               retries=retries, timeout=timeout, cache=open_cache(cache), max_requests=max_requests,
-               progress=progress, window=window)
+    """Build (but do not start) a geocoding :class:`~geofetch.core.job.Job`.
 
-
-def iter_geocode(places: Iterable[str], **options: Any) -> Iterator[GeocodeResult]:
-    """Geocode ``places`` lazily: results in input order, bounded memory.
-
-    Options as :func:`geocode_many`.
+    ``provider``, ``key`` and ``base_url`` as :func:`geocode_many`; ``options`` the
+    run's :class:`~geofetch.options.RunOptions` (defaults when None). Enter the job
+    (``with``) and iterate it for results; raises :class:`UsageError` for a bad
+    provider or option before anything starts.
     """
-    with progress_option(options) as options:
-        yield from geocode_job(places, **options)
+    instance = get_provider(provider, key=key, base_url=base_url)
+    return Job(places, GeocodeWork(instance), options, window=window, keep_raw=keep_raw)
 
 
-def geocode_many(places: Iterable[str], **options: Any) -> list[GeocodeResult]:
+def iter_geocode(
+    places: Iterable[str],
+    *,
+    provider: str | Provider = "offline",
+    key: str | None = None,
+    base_url: str | None = None,
+    executor: str = "thread",
+    workers: int | None = None,
+    rate: float | None = None,
+    retries: int = 3,
+    timeout: float = 10.0,
+    cache: Any = None,
+    max_requests: int | None = None,
+    progress: Progress = False,
+) -> Iterator[GeocodeResult]:
+    """Geocode ``places`` lazily: one result per place, in input order, in bounded
+    memory (the input is read only a window ahead of the results).
+
+    Options as :func:`geocode_many`; they are checked before the first place is
+    read. Closing the iterator early stops the run and releases its workers.
+    """
+    options = RunOptions(executor=executor, workers=workers, rate=rate, retries=retries,
+                         timeout=timeout, cache=cache, max_requests=max_requests,
+                         progress=progress)
+    job = geocode_job(places, provider=provider, key=key, base_url=base_url, options=options)
+    return _iterate(job)
+
+
+def _iterate(job: Job[GeocodeResult]) -> Iterator[GeocodeResult]:
+    with job:
+        yield from job
+
+
+def geocode_many(
+    places: Iterable[str],
+    *,
+    provider: str | Provider = "offline",
+    key: str | None = None,
+    base_url: str | None = None,
+    executor: str = "thread",
+    workers: int | None = None,
+    rate: float | None = None,
+    retries: int = 3,
+    timeout: float = 10.0,
+    cache: Any = None,
+    max_requests: int | None = None,
+    progress: Progress = False,
+) -> list[GeocodeResult]:
     """Geocode every place; return one :class:`GeocodeResult` per place, in order.
 
-    ``provider`` is a name (``"offline"``, ``"google"``, ``"nominatim"``) or an
-    instance; ``executor`` ``"thread"``, ``"process"`` or ``"serial"``; ``workers``
-    its size (default: 8 threads, one process per CPU); ``rate`` requests per
-    second for the whole run (default: the provider's; 0 for none); ``retries``
-    more attempts for transient errors; ``timeout`` seconds per request; ``cache``
-    a SQLite path, or None; ``max_requests`` the run's request budget;
-    ``progress`` ``True`` for a bar on stderr, or a callable given each result.
+    * ``provider``: ``"offline"`` (default), ``"google"``, ``"nominatim"``, or a
+      :class:`~geofetch.providers.Provider` instance; ``key`` and ``base_url`` go to
+      a provider named by string.
+    * ``executor``, ``workers``, ``rate``, ``retries``, ``timeout`` (seconds per
+      request, whole), ``cache``, ``max_requests``, ``progress``: see
+      :class:`~geofetch.options.RunOptions` (``rate=None``: the provider's default,
+      ``0``: no limit).
+
+    Per-row failures are in the results. Raises :class:`UsageError` for a bad option
+    (before any request) and :class:`CacheError` for an unusable cache file.
     """
-    return list(iter_geocode(places, **options))
+    return list(iter_geocode(places, provider=provider, key=key, base_url=base_url,
+                             executor=executor, workers=workers, rate=rate, retries=retries,
+                             timeout=timeout, cache=cache, max_requests=max_requests,
+                             progress=progress))

@@ -74,34 +74,40 @@ from dataclasses import replace
 from typing import Any
 
 from ...cache import CacheEntry
-from ...core.job import Job, progress_option
+from ...core.job import Job
 from ...core.ratelimit import RequestGate
 from ...core.retry import RetryPolicy
 from ...exceptions import UsageError
 from ...models import FAILED, INVALID, FetchResult
+from ...options import Progress, RunOptions
 from ...providers._http import DEFAULT_USER_AGENT
 from .html import check_selector
 from .urls import check_url, url_key
 from .worker import FetchOptions, FetchWorker
 
-__all__ = ["FetchOptions", "FetchWork", "fetch_job", "fetch_many", "iter_fetch"]
+__all__ = [
+    "FetchOptions", "FetchWork", "fetch_job", "fetch_many", "fetch_options", "iter_fetch",
+]
 
 
 # -- the work, for the Job -------------------------------------------------------
 
 
 class FetchWork:
-    """The fetching rules a :class:`~geofetch.job.Job` needs.
+    """The fetching rules a :class:`~geofetch.core.job.Job` needs.
 
-    The run's temporary directory (host slots, robots verdicts) is made when the
-    job builds its workers and removed by :meth:`close` (or when the work is
-    garbage collected).
+    The run's temporary directory (host slots, robots verdicts) is made by
+    :meth:`open` when the job is entered and removed by :meth:`close` when it is
+    left (or when the work is garbage collected).
     """
 
     namespace = "fetch"
     uses_network = True
     cacheable = False
     secrets: tuple[str, ...] = ()
+    #: No rate limit unless ``rate`` is given: the per-host cap and robots.txt's
+    #: ``Crawl-delay`` keep a crawl polite per site.
+    default_rate: float | None = None
 
     def __init__(self, options: FetchOptions | None = None) -> None:
         self.options = options or FetchOptions()
@@ -131,10 +137,14 @@ class FetchWork:
     def for_query(self, result: FetchResult, query: str) -> FetchResult:
         return result if result.url == query else replace(result, url=query)
 
-    def worker_factory(self, gate: RequestGate | None, policy: RetryPolicy,
-                       timeout: float) -> Callable[[], FetchWorker]:
+    def worker_spec(self, gate: RequestGate | None, policy: RetryPolicy,
+                    timeout: float) -> Callable[[], FetchWorker]:
         return functools.partial(FetchWorker, self.options, self.directory(), gate, policy,
                                  timeout)
+
+    def open(self) -> None:
+        """Make the run's temporary directory."""
+        self.directory()
 
     def directory(self) -> str:
         """The run's temporary directory, made on first use."""
@@ -151,16 +161,59 @@ class FetchWork:
         self._directory = self._finalizer = None
 
 
-#: A fetching job is a plain :class:`~geofetch.job.Job` of :class:`FetchResult`.
+#: A fetching job is a plain :class:`~geofetch.core.job.Job` of :class:`FetchResult`.
 FetchJob = Job[FetchResult]
 
 
 # -- public calls ----------------------------------------------------------------
 
 
+def fetch_options(
+    *,
+    select: str | None = None,
+    per_host: int | None = 4,
+    max_bytes: int = 10_000_000,
+    ignore_robots: bool = False,
+    user_agent: str | None = None,
+) -> FetchOptions:
+    """Checked :class:`FetchOptions`; raises :class:`UsageError` naming a bad one."""
+    if per_host is not None and (isinstance(per_host, bool) or not isinstance(per_host, int)
+                                 or per_host < 1):
+        raise UsageError(f"per_host must be at least 1 (or None for no cap), not {per_host!r}")
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+        raise UsageError(f"max_bytes must be a whole number of at least 1, not {max_bytes!r}")
+    if user_agent is not None and (not isinstance(user_agent, str) or not user_agent.strip()):
+        raise UsageError(f"user_agent must be non-blank text, not {user_agent!r}")
+    check_selector(select)
+    return FetchOptions(select=select, per_host=per_host, max_bytes=max_bytes,
+                        ignore_robots=bool(ignore_robots),
+                        user_agent=user_agent or DEFAULT_USER_AGENT)
+
+
 def fetch_job(
     urls: Iterable[str],
     *,
+    fetch: FetchOptions | None = None,
+    options: RunOptions | None = None,
+    window: int | None = None,
+) -> FetchJob:
+    """Build (but do not start) a fetching :class:`~geofetch.core.job.Job`.
+
+    ``fetch`` says what and how politely (:func:`fetch_options`), ``options`` how
+    the run goes (:class:`~geofetch.options.RunOptions`; its ``cache`` is ignored:
+    pages are never cached). Enter the job (``with``) and iterate it for results.
+    """
+    return Job(urls, FetchWork(fetch or fetch_options()), options, window=window)
+
+
+def iter_fetch(
+    urls: Iterable[str],
+    *,
+    select: str | None = None,
+    per_host: int | None = 4,
+    max_bytes: int = 10_000_000,
+    ignore_robots: bool = False,
+    user_agent: str | None = None,
     executor: str = "thread",
     workers: int | None = None,
     rate: float | None = None,
@@ -168,51 +221,60 @@ def fetch_job(
     timeout: float = 10.0,
     cache: Any = None,
     max_requests: int | None = None,
+    progress: Progress = False,
+) -> Iterator[FetchResult]:
+    """Fetch ``urls`` lazily: one result per URL, in input order, bounded memory.
+
+    Options as :func:`fetch_many`; they are checked before the first URL is read.
+    Closing the iterator early stops the run and releases its workers.
+    """
+    fetch = fetch_options(select=select, per_host=per_host, max_bytes=max_bytes,
+                          ignore_robots=ignore_robots, user_agent=user_agent)
+    options = RunOptions(executor=executor, workers=workers, rate=rate, retries=retries,
+                         timeout=timeout, cache=cache, max_requests=max_requests,
+                         progress=progress)
+    return _iterate(fetch_job(urls, fetch=fetch, options=options))
+
+
+def _iterate(job: FetchJob) -> Iterator[FetchResult]:
+    with job:
+        yield from job
+
+
+def fetch_many(
+    urls: Iterable[str],
+    *,
     select: str | None = None,
     per_host: int | None = 4,
     max_bytes: int = 10_000_000,
     ignore_robots: bool = False,
-    progress: Callable[[FetchResult], None] | None = None,
     user_agent: str | None = None,
-    window: int | None = None,
-) -> FetchJob:
-    """Build (but do not start) a fetching job; options as :func:`fetch_many`."""
-    del cache  # accepted for symmetry with geocoding: fetched pages are never cached
-    if per_host is not None and per_host < 1:
-        raise UsageError(f"per_host must be at least 1 (or None for no cap), not {per_host}")
-    if max_bytes < 1:
-        raise UsageError(f"max_bytes must be at least 1, not {max_bytes}")
-    if not timeout > 0:
-        raise UsageError(f"timeout must be more than 0 seconds, not {timeout}")
-    check_selector(select)
-    options = FetchOptions(select=select, per_host=per_host, max_bytes=max_bytes,
-                           ignore_robots=ignore_robots,
-                           user_agent=user_agent or DEFAULT_USER_AGENT)
-    return Job(urls, FetchWork(options), executor=executor, workers=workers, rate=rate,
-                    retries=retries, timeout=timeout, max_requests=max_requests,
-                    progress=progress, window=window)
-
-
-def iter_fetch(urls: Iterable[str], **options: Any) -> Iterator[FetchResult]:
-    """Fetch ``urls`` lazily: results in input order, bounded memory.
-
-    Options as :func:`fetch_many`.
-    """
-    with progress_option(options) as options:
-        yield from fetch_job(urls, **options)
-
-
-def fetch_many(urls: Iterable[str], **options: Any) -> list[FetchResult]:
+    executor: str = "thread",
+    workers: int | None = None,
+    rate: float | None = None,
+    retries: int = 3,
+    timeout: float = 10.0,
+    cache: Any = None,
+    max_requests: int | None = None,
+    progress: Progress = False,
+) -> list[FetchResult]:
     """Fetch every URL; return one :class:`FetchResult` per URL, in order.
 
-    ``executor`` ``"thread"``, ``"process"`` or ``"serial"``; ``workers`` its size;
-    ``rate`` requests per second for the whole run (default None: no limit);
-    ``retries`` more attempts for 429, 5xx, timeouts and lost connections;
-    ``timeout`` seconds per request (connect, each read, and the whole response);
-    ``max_requests`` the run's request budget (robots.txt included); ``select`` a
-    CSS selector whose matches' text fills ``selected``; ``per_host`` requests in
-    flight per host name at most (None: no cap); ``max_bytes`` the body cap (a
-    bigger page is ``failed``, ``TooLarge``); ``ignore_robots`` skips robots.txt;
-    ``progress`` is called with each result; ``cache`` is accepted and ignored.
+    * ``select``: a CSS selector whose matches' text fills ``selected``;
+      ``per_host``: requests in flight per host name at most (None: no cap);
+      ``max_bytes``: the body cap on decoded bytes (a bigger page is ``failed``,
+      ``TooLarge``); ``ignore_robots`` skips robots.txt; ``user_agent`` replaces
+      geofetch's own.
+    * ``executor``, ``workers``, ``rate`` (``None``: no limit for fetch, as ``0``),
+      ``retries`` (429, 5xx, timeouts, lost connections), ``timeout`` (seconds per
+      request, whole: connect, headers and body), ``max_requests`` (robots.txt
+      included), ``progress``: see :class:`~geofetch.options.RunOptions`;
+      ``cache`` is accepted and ignored (pages are never cached).
+
+    Raises :class:`UsageError` for a bad option, before any request.
     """
-    return list(iter_fetch(urls, **options))
+    return list(iter_fetch(urls, select=select, per_host=per_host, max_bytes=max_bytes,
+                           ignore_robots=ignore_robots, user_agent=user_agent,
+                           executor=executor, workers=workers, rate=rate, retries=retries,
+                           timeout=timeout, cache=cache, max_requests=max_requests,
+                           progress=progress))

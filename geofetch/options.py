@@ -1,0 +1,91 @@
+"""The options of one run, shared by geocoding and fetching: :class:`RunOptions`.
+
+Every value is checked when the object is made, so a bad option raises a
+:class:`~geofetch.exceptions.UsageError` naming the option and the value before any
+request is sent (``timeout=-1``, ``retries=None`` and ``workers=0`` never reach a
+worker).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .exceptions import UsageError
+
+#: The executors a run can use: a thread pool (the default, for network-bound work),
+#: a process pool (CPU-bound work) or the calling thread alone.
+EXECUTORS = ("thread", "process", "serial")
+
+#: What ``progress=`` accepts: ``True`` for a bar on stderr, or a callable given each result.
+Progress = bool | Callable[[Any], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOptions:
+    """How one run goes: pool, rate limit, retries, timeout, cache, budget, progress.
+
+    * ``executor``: ``"thread"`` (default), ``"process"`` or ``"serial"``.
+    * ``workers``: pool size, at least 1 (default: 8 threads, or one process per CPU).
+    * ``rate``: requests per second for the whole run, every thread and process
+      together. ``None`` (default) means the default of the provider or task (google
+      50/s, nominatim 1/s, offline and fetch none); ``0`` means no limit.
+    * ``retries``: more attempts after the first for transient errors (default 3).
+    * ``timeout``: seconds one request may take, connecting, headers and body
+      together (default 10).
+    * ``cache``: a SQLite file path, a cache object, or ``None``/``False`` for none.
+    * ``max_requests``: the run's request budget, retries included (``None``: none).
+    * ``progress``: ``True`` for a bar on stderr, or a callable given each result.
+
+    Raises :class:`~geofetch.exceptions.UsageError` for any value out of range.
+    """
+
+    executor: str = "thread"
+    workers: int | None = None
+    rate: float | None = None
+    retries: int = 3
+    timeout: float = 10.0
+    cache: Any = None
+    max_requests: int | None = None
+    progress: Progress = False
+
+    def __post_init__(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise UsageError(f"executor must be one of {', '.join(EXECUTORS)}, "
+                             f"not {self.executor!r}")
+        _check_int("workers", self.workers, minimum=1, optional=True)
+        _check_int("retries", self.retries, minimum=0)
+        _check_int("max_requests", self.max_requests, minimum=0, optional=True)
+        _check_number("rate", self.rate, minimum=0.0, optional=True)
+        _check_number("timeout", self.timeout, minimum=0.0, optional=False, above=True)
+        if not (self.cache is None or self.cache is False
+                or isinstance(self.cache, str | os.PathLike)
+                or (hasattr(self.cache, "get") and hasattr(self.cache, "put"))):
+            raise UsageError(f"cache must be a file path, a cache, None or False, "
+                             f"not {self.cache!r}")
+        if not (isinstance(self.progress, bool) or callable(self.progress)):
+            raise UsageError(f"progress must be True, False or a callable, "
+                             f"not {self.progress!r}")
+
+
+def _check_int(name: str, value: object, *, minimum: int, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        kind = "a whole number" + (" or None" if optional else "")
+        raise UsageError(f"{name} must be {kind} of at least {minimum}, not {value!r}")
+
+
+def _check_number(name: str, value: object, *, minimum: float, optional: bool,
+                  above: bool = False) -> None:
+    if value is None and optional:
+        return
+    ok = (not isinstance(value, bool) and isinstance(value, int | float)
+          and math.isfinite(value) and (value > minimum if above else value >= minimum))
+    if not ok:
+        bound = f"more than {minimum:g}" if above else f"{minimum:g} or more"
+        kind = "a finite number" + (" or None" if optional else "")
+        raise UsageError(f"{name} must be {kind}, {bound}, not {value!r}")
