@@ -45,3 +45,35 @@ class FakeProvider(Provider):
             return Answer(1.0, 2.0, "x", raw=lambda: None)
         return Answer(float(len(query)), float(sum(map(ord, query)) % 180), query.upper(),
                       raw={"q": query})
+
+
+class CountingProvider(FakeProvider):
+    """A FakeProvider that appends ``open PID TID`` / ``close PID TID`` lines to
+    ``log`` (a file, so worker processes can write it too)."""
+
+    name = "counting"
+
+    def __init__(self, log: str, delay: float = 0.0) -> None:
+        super().__init__(delay)
+        self.log = log
+
+    def _note(self, event: str) -> None:
+        import threading
+
+        with open(self.log, "a", encoding="utf-8") as f:
+            f.write(f"{event} {os.getpid()} {threading.get_ident()}\n")
+
+    def open(self) -> None:
+        self._note("open")
+
+    def close(self) -> None:
+        self._note("close")
+
+
+def events(log: str) -> list[tuple[str, int, int]]:
+    """The lines a CountingProvider wrote: ``(event, pid, thread id)``."""
+    try:
+        with open(log, encoding="utf-8") as f:
+            return [(e, int(p), int(t)) for e, p, t in (line.split() for line in f)]
+    except FileNotFoundError:
+        return []
