@@ -71,12 +71,13 @@ def report(exc: BaseException, env: Environment, *, verbose: int = 0) -> int:
     if status in (ExitStatus.INTERRUPTED, ExitStatus.TERMINATED):
         env.stderr.write("geofetch: interrupted\n")
     elif status == ExitStatus.INTERNAL:
-        env.stderr.write(f"geofetch: internal error: {redact(_plain(exc))}\n")
         if verbose:
             text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
             env.stderr.write(redact(text))
+            env.stderr.write(f"geofetch: internal error: {redact(_plain(exc))}\n")
         else:
-            env.stderr.write("geofetch: run again with -v for the traceback, and report it\n")
+            env.stderr.write(f"geofetch: internal error: {redact(_plain(exc))} "
+                             "(a bug: -v shows the traceback)\n")
     else:
         env.stderr.write(f"geofetch: error: {exc}\n")
     return status
