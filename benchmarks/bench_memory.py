@@ -3,6 +3,10 @@
     python benchmarks/bench_memory.py [--rows 1000000] [--cached-rows 100000] [--only NAME]
 
 - cli:    `geofetch geocode` (offline, thread executor) over a generated CSV of --rows rows
+- distinct: --rows DISTINCT places (``zq0``, ``zq1``, ...: each its own query and its own
+          cache entry) through the CLI, offline and with the google provider against
+          `geofetch serve` (a child process, latency 0, 32 threads, the default SQLite
+          cache): the geofetch process's own peak RSS, read by itself at exit
 - iter:   `iter_geocode` over a --rows generator through the process executor (parent RSS)
 - cached: a fully cached re-run of --cached-rows rows through the google provider,
           beside the same rows through the offline provider (CSV I/O + lookups)
@@ -48,6 +52,48 @@ def measure_cli(tmp: str, rows: int) -> str:
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return (f"cli: offline, {rows:,} rows: {seconds:.1f} s ({rows / seconds:,.0f} rows/s), "
             f"peak RSS {peak:.0f} MB")
+
+
+#: Runs the CLI in this interpreter and reports its own peak RSS (not the server's).
+_CLI_WITH_RSS = """
+import resource, sys, time
+from geofetch.cli.main import run_cli
+t = time.perf_counter()
+status = run_cli(sys.argv[1:])
+s = time.perf_counter() - t
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(f"{status} {s:.1f} {rss:.0f}")
+"""
+
+
+def measure_distinct(tmp: str, rows: int) -> str:
+    source = os.path.join(tmp, "distinct.txt")
+    with open(source, "w", encoding="utf-8") as f:
+        for i in range(rows):
+            f.write(f"zq{i}\n")
+    env = {**os.environ, "PYTHONPATH": ROOT, "GOOGLE_MAPS_API_KEY": "AIza-bench"}
+    lines = []
+    for provider in ("offline", "google"):
+        cmd = [sys.executable, "-c", _CLI_WITH_RSS, "geocode", source, "-o",
+               os.path.join(tmp, f"distinct-{provider}.csv"), "--no-progress",
+               "--provider", provider]
+        server = None
+        if provider == "google":
+            from geofetch.server import LocalServer
+
+            server = LocalServer(latency=0.0, subprocess=True)
+            cmd += ["--base-url", server.start(), "--rate", "0", "--workers", "32",
+                    "--cache", os.path.join(tmp, "distinct.sqlite")]
+        try:
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+        finally:
+            if server is not None:
+                server.stop()
+        status, seconds, rss = done.stdout.split()
+        lines.append(f"distinct: {provider}, {rows:,} distinct places through the CLI: "
+                     f"{float(seconds):.0f} s ({rows / float(seconds):,.0f} rows/s), "
+                     f"exit {status}, peak RSS {rss} MB")
+    return "\n".join(lines)
 
 
 def measure_iter(rows: int) -> str:
@@ -103,11 +149,13 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--cached-rows", type=int, default=100_000)
-    parser.add_argument("--only", choices=("cli", "iter", "cached"))
+    parser.add_argument("--only", choices=("cli", "distinct", "iter", "cached"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if args.only in (None, "cli"):
             print(measure_cli(tmp, args.rows), flush=True)
+        if args.only in (None, "distinct"):
+            print(measure_distinct(tmp, args.rows), flush=True)
         if args.only in (None, "iter"):
             print(measure_iter(args.rows), flush=True)
         if args.only in (None, "cached"):

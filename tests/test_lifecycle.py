@@ -117,8 +117,9 @@ def test_a_google_run_leaves_no_unclosed_socket_under_dev_mode():
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("executor", ["thread", "process"])
 def test_closing_a_run_with_slow_requests_in_flight_returns_and_exits_at_once(executor):
-    # Requests that take 30 s are in flight when the run is closed: close() must
-    # return within a second, and the interpreter must exit without waiting for them.
+    # Requests that would take 25 s (their timeout; the server answers after 30 s) are
+    # in flight when the run is closed: close() must return within a second, and the
+    # interpreter must exit without waiting for them.
     with LocalServer(latency=30.0) as url:
         started = time.monotonic()
         done = _python(f"""
@@ -127,7 +128,7 @@ def test_closing_a_run_with_slow_requests_in_flight_returns_and_exits_at_once(ex
             if __name__ == "__main__":
                 places = [""] + [f"Berlin {{i}}" for i in range(8)]
                 results = iter_geocode(places, provider="google", key={KEY!r},
-                                       base_url={url!r}, workers=4, rate=0,
+                                       base_url={url!r}, workers=4, rate=0, timeout=25,
                                        executor={executor!r})
                 assert next(results).status == "invalid"
                 time.sleep(1.0)  # the slow requests are now in flight
@@ -139,7 +140,7 @@ def test_closing_a_run_with_slow_requests_in_flight_returns_and_exits_at_once(ex
     assert done.returncode == 0, done.stderr
     closed_in = float(done.stdout.split()[2])
     assert closed_in < 1.5
-    assert elapsed < 20  # far less than the 30 s the requests would have taken
+    assert elapsed < 10  # far less than the 25 s the requests would have taken
 
 
 # -- finding 6: a run that fails early, or is interrupted, leaves nothing behind ---------
@@ -204,7 +205,7 @@ class BigAnswers(FakeProvider):
     """Answers with a 4 KB raw payload, as a real provider's JSON would be."""
 
     def geocode(self, query: str, *, timeout: float) -> Answer:
-        return Answer(1.0, 2.0, query, raw={"q": query, "padding": "x" * 4096})
+        return Answer(1.0, 2.0, query, raw={"q": query, "padding": query + "x" * 4096})
 
 
 @pytest.mark.timeout(120)

@@ -88,7 +88,7 @@ WorkerSpec = Callable[[], Worker]
 _MAX_FAILED_STARTS = 3
 _FLUSH_SECONDS = 0.05
 #: How long :meth:`Executor.stop` waits for busy workers before it returns anyway.
-STOP_GRACE_SECONDS = 1.0
+STOP_GRACE_SECONDS = 0.8
 
 
 def capture(worker: Worker | None, payload: Any, init_error: str = "") -> Outcome:
