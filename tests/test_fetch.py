@@ -13,6 +13,7 @@ import json
 import os
 import pickle
 import socket
+import time
 
 import pytest
 
@@ -21,6 +22,7 @@ from geofetch.exceptions import RobotsDisallowed, TooLarge, TooManyRedirects, Us
 from geofetch.tasks.fetch import fetch_job, fetch_many, iter_fetch
 from geofetch.tasks.fetch.html import parse_page
 from geofetch.tasks.fetch.urls import check_url, url_key
+from geofetch.testing.servers import Reply, ScriptedServer
 from geofetch.testing.site import LocalSite, page
 
 HTML = "text/html; charset=utf-8"
@@ -220,7 +222,7 @@ def test_without_the_cap_a_host_sees_more_at_once(site):
 
 
 @pytest.mark.timeout(60)
-def test_one_session_per_worker_reuses_its_connection_and_names_geofetch(site):
+def test_one_client_per_worker_reuses_its_connection_and_names_geofetch(site):
     results = fetch_many([f"{site.url}/page/{i}" for i in range(5)], executor="serial")
     assert [r.title for r in results] == [f"Page {i}" for i in range(5)]
     stats = site.stats()
@@ -245,6 +247,49 @@ def test_a_trickling_body_cannot_outlast_the_timeout(site):
     (result,) = fetch_many([f"{site.url}/trickle/20"], timeout=1, retries=0)
     assert result.status == "failed"
     assert result.error == "Timeout: page not complete within 1 s"
+
+
+@pytest.mark.timeout(60)
+def test_a_page_one_byte_a_second_fails_at_the_deadline():
+    """Each read gets a byte within the timeout; the request as a whole does not."""
+    trickle = Reply(body=page("Slow"), headers=[("Content-Type", HTML)], byte_delay=1.0)
+    with ScriptedServer(trickle) as slow:
+        started = time.monotonic()
+        (result,) = fetch_many([f"{slow.url}/"], timeout=2, retries=0, ignore_robots=True)
+        took = time.monotonic() - started
+    assert result.status == "failed"
+    assert result.error == "Timeout: page not complete within 2 s"
+    assert took < 6
+
+
+@pytest.mark.timeout(60)
+def test_content_codings_are_decoded_and_one_that_cannot_be_fails_the_row(site):
+    """The fault: a ``Content-Encoding: br`` page that nothing decoded was written
+    ``ok``, with an empty title and ``bytes`` the compressed size. A coding unknown
+    to the client (what br was without brotli) fails the row, naming it."""
+    u = site.url
+    decodable = ["gzip", "deflate", "br"]
+    undecodable = ["x-unknown", "zstd", "gzip-corrupt"]
+    results = fetch_many([f"{u}/encoded/{c}" for c in decodable + undecodable], retries=0)
+    for result, coding in zip(results[:3], decodable, strict=True):
+        assert result.status == "ok", result
+        assert result.title == f"Encoded {coding}"
+        assert result.bytes == len(page(f"Encoded {coding}"))  # decoded, not on the wire
+    for result, coding in zip(results[3:], undecodable, strict=True):
+        assert result.status == "failed" and result.title is None
+        assert result.error.startswith("ContentDecodingError: ")
+        assert coding.replace("-corrupt", "") in result.error
+        assert result.status_code == 200 and result.bytes is None
+        assert result.content_type == HTML
+    assert site.stats()["hits"]["/encoded/x-unknown"] == 1  # permanent: not retried
+
+
+@pytest.mark.timeout(60)
+def test_the_size_cap_counts_decoded_bytes(site):
+    (result,) = fetch_many([f"{site.url}/big/50000?gzip=1"], max_bytes=2000)
+    assert result.status == "failed"
+    assert result.error == ("TooLarge: body larger than the 2000-byte cap "
+                            "(stopped reading there)")
 
 
 @pytest.mark.timeout(60)

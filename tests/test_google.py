@@ -1,26 +1,29 @@
-"""GoogleProvider against mocked HTTP (``responses``): one request per call, one table."""
+"""GoogleProvider against a scripted loopback server: one request per call, the
+Google status table, the shared HTTP table, the key never shown."""
 
 from __future__ import annotations
 
+import logging
 import pickle
+import socket
+import time
 import traceback
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from urllib.parse import parse_qs, urlsplit
 
-import googlemaps
 import pytest
-import requests
-import responses
 
 from geofetch import exceptions as exc
 from geofetch.exceptions import describe
+from geofetch.http import Response
 from geofetch.providers.base import Answer
-from geofetch.providers.google import GoogleProvider
+from geofetch.providers.google import GEOCODE_PATH, GoogleProvider
+from geofetch.testing.servers import Reply, ScriptedServer
+
+pytestmark = pytest.mark.timeout(60)
 
 KEY = "AIzaSECRET-TEST-KEY-123"
-BASE = "http://geo.test"
-URL = f"{BASE}/maps/api/geocode/json"
 
 OK_BODY = {
     "status": "OK",
@@ -38,8 +41,14 @@ OK_BODY = {
 
 
 @pytest.fixture
-def provider() -> GoogleProvider:
-    p = GoogleProvider(key=KEY, base_url=BASE)
+def server():
+    with ScriptedServer(Reply.json(OK_BODY)) as running:
+        yield running
+
+
+@pytest.fixture
+def provider(server) -> GoogleProvider:
+    p = GoogleProvider(key=KEY, base_url=server.url)
     yield p
     p.close()
 
@@ -50,51 +59,50 @@ def raised(provider: GoogleProvider, timeout: float = 10) -> exc.ProviderError:
     return info.value
 
 
-def assert_clean(error: BaseException) -> None:
+def assert_clean(error: BaseException, key: str = KEY) -> None:
     """Non-empty message, no key in message, repr, describe() or the traceback."""
     assert str(error).strip()
     for text in (str(error), repr(error), describe(error), *traceback.format_exception(error)):
-        assert KEY not in text
+        assert key not in text
+
+
+def query_of(seen) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(seen.target).query)
 
 
 # -- answers ---------------------------------------------------------------------
 
 
-def test_ok_takes_first_result_unchanged(provider, mocked):
-    mocked.get(URL, json=OK_BODY)
+def test_ok_takes_first_result_unchanged(provider, server):
     answer = provider.geocode("Kraków", timeout=10)
     assert answer == Answer(50.0647, 19.945, "Kraków, Polska", raw=OK_BODY)
     assert answer.found
     assert isinstance(answer.lat, float) and isinstance(answer.lng, float)
-    assert len(mocked.calls) == 1
-    query = parse_qs(urlsplit(mocked.calls[0].request.url).query)
-    assert query == {"address": ["Kraków"], "key": [KEY]}
+    (seen,) = server.requests
+    assert seen.method == "GET" and urlsplit(seen.target).path == GEOCODE_PATH
+    assert query_of(seen) == {"address": ["Kraków"], "key": [KEY]}
+    assert seen.target.endswith(f"&key={KEY}")  # last, as the official client sends it
 
 
-def test_language_and_region_are_sent(mocked):
-    mocked.get(URL, json=OK_BODY)
-    GoogleProvider(key=KEY, base_url=BASE, language="pl", region="pl").geocode("x", timeout=5)
-    query = parse_qs(urlsplit(mocked.calls[0].request.url).query)
+def test_language_and_region_are_sent(server):
+    provider = GoogleProvider(key=KEY, base_url=server.url, language="pl", region="pl")
+    provider.geocode("x", timeout=5)
+    provider.close()
+    query = query_of(server.requests[0])
     assert query["language"] == ["pl"] and query["region"] == ["pl"]
 
 
-def test_zero_results_is_not_found(provider, mocked):
+def test_zero_results_is_not_found(provider, server):
     body = {"status": "ZERO_RESULTS", "results": []}
-    mocked.get(URL, json=body)
+    server.script(Reply.json(body))
     answer = provider.geocode("nowhere at all", timeout=10)
     assert answer == Answer(raw=body)
     assert not answer.found
 
 
-def test_ok_without_results_is_not_found(provider, mocked):
-    mocked.get(URL, json={"status": "OK", "results": []})
+def test_ok_without_results_is_not_found(provider, server):
+    server.script(Reply.json({"status": "OK", "results": []}))
     assert not provider.geocode("x", timeout=10).found
-
-
-def test_per_call_timeout_bounds_connect_and_read(provider, mocked):
-    mocked.get(URL, json=OK_BODY)
-    provider.geocode("x", timeout=4.5)
-    assert mocked.calls[0].request.req_kwargs["timeout"] == (4.5, 4.5)
 
 
 # -- the Google status table -----------------------------------------------------
@@ -111,18 +119,18 @@ def test_per_call_timeout_bounds_connect_and_read(provider, mocked):
         ("SOMETHING_NEW", exc.HTTPError),
     ],
 )
-def test_google_status_maps_to_one_error(provider, mocked, status, error_class):
-    mocked.get(URL, json={"status": status, "results": []})
+def test_google_status_maps_to_one_error(provider, server, status, error_class):
+    server.script(Reply.json({"status": status, "results": []}))
     error = raised(provider)
     assert type(error) is error_class
     assert str(error) == status
-    assert len(mocked.calls) == 1  # neither OVER_QUERY_LIMIT nor UNKNOWN_ERROR re-requested
+    assert len(server.requests) == 1  # neither OVER_QUERY_LIMIT nor UNKNOWN_ERROR re-requested
     assert_clean(error)
 
 
-def test_google_error_message_is_kept_and_redacted(provider, mocked):
+def test_google_error_message_is_kept_and_redacted(provider, server):
     message = f"The provided API key is invalid. key={KEY}"
-    mocked.get(URL, json={"status": "REQUEST_DENIED", "error_message": message})
+    server.script(Reply.json({"status": "REQUEST_DENIED", "error_message": message}))
     error = raised(provider)
     assert isinstance(error, exc.RequestDenied)
     assert str(error).startswith("REQUEST_DENIED: The provided API key is invalid.")
@@ -130,16 +138,16 @@ def test_google_error_message_is_kept_and_redacted(provider, mocked):
 
 
 @pytest.mark.parametrize(
-    "kwargs",
+    "reply",
     [
-        {"body": "<html>oops</html>", "content_type": "text/html"},
-        {"json": {"results": []}},
-        {"json": ["not", "a", "dict"]},
-        {"json": {"status": "OK", "results": [{"formatted_address": "no geometry"}]}},
+        Reply(body=b"<html>oops</html>", headers=[("Content-Type", "text/html")]),
+        Reply.json({"results": []}),
+        Reply.json(["not", "a", "dict"]),
+        Reply.json({"status": "OK", "results": [{"formatted_address": "no geometry"}]}),
     ],
 )
-def test_unexpected_200_bodies_are_http_errors(provider, mocked, kwargs):
-    mocked.get(URL, **kwargs)
+def test_unexpected_200_bodies_are_http_errors(provider, server, reply):
+    server.script(reply)
     error = raised(provider)
     assert type(error) is exc.HTTPError
     assert_clean(error)
@@ -163,54 +171,54 @@ def test_unexpected_200_bodies_are_http_errors(provider, mocked, kwargs):
         (429, exc.RateLimited),
     ],
 )
-def test_http_status_maps_to_one_error_with_one_request(provider, mocked, code, error_class):
-    mocked.get(URL, status=code, body="")
+def test_http_status_maps_to_one_error_with_one_request(provider, server, code, error_class):
+    server.script(Reply(code))
     error = raised(provider)
     assert type(error) is error_class
     assert error.status_code == code
     assert str(error).startswith(f"HTTP {code}")
-    assert len(mocked.calls) == 1  # the client's own 500/503/504 recursion is off
+    assert len(server.requests) == 1  # no 500/503/504 re-request behind the engine's back
     assert_clean(error)
 
 
-def test_redirect_is_reported_not_followed(provider, mocked):
-    mocked.get(URL, status=301, headers={"Location": f"https://geo.test/?key={KEY}"})
+def test_redirect_is_reported_not_followed(provider, server):
+    server.script(Reply(301, headers=[("Location", f"https://geo.test/?key={KEY}")]))
     error = raised(provider)
     assert type(error) is exc.HTTPError and "301" in str(error)
-    assert len(mocked.calls) == 1
+    assert "redirects are not followed" in str(error)
+    assert len(server.requests) == 1
     assert_clean(error)
 
 
-def test_error_body_detail_is_kept(provider, mocked):
-    mocked.get(URL, status=403, json={"error_message": "API key expired"})
-    error = raised(provider)
-    assert str(error) == "HTTP 403 Forbidden: API key expired"
+def test_error_body_detail_is_kept(provider, server):
+    server.script(Reply.json({"error_message": "API key expired"}, status=403))
+    assert str(raised(provider)) == "HTTP 403 Forbidden: API key expired"
 
 
-def test_429_retry_after_seconds(provider, mocked):
-    mocked.get(URL, status=429, headers={"Retry-After": "7"})
+def test_429_retry_after_seconds(provider, server):
+    server.script(Reply(429, headers=[("Retry-After", "7")]))
     error = raised(provider)
     assert isinstance(error, exc.RateLimited)
     assert error.retry_after == 7.0
     assert "retry after 7 s" in str(error)
 
 
-def test_429_retry_after_http_date(provider, mocked):
+def test_429_retry_after_http_date(provider, server):
     when = datetime.now(timezone.utc) + timedelta(seconds=30)
-    mocked.get(URL, status=429, headers={"Retry-After": format_datetime(when, usegmt=True)})
+    server.script(Reply(429, headers=[("Retry-After", format_datetime(when, usegmt=True))]))
     error = raised(provider)
     assert isinstance(error, exc.RateLimited)
     assert 28 <= error.retry_after <= 30
 
 
 @pytest.mark.parametrize("header", ["soon", "", "nan"])
-def test_429_unreadable_retry_after_is_ignored(provider, mocked, header):
-    mocked.get(URL, status=429, headers={"Retry-After": header})
+def test_429_unreadable_retry_after_is_ignored(provider, server, header):
+    server.script(Reply(429, headers=[("Retry-After", header)]))
     assert raised(provider).retry_after is None
 
 
-def test_503_retry_after_is_kept(provider, mocked):
-    mocked.get(URL, status=503, headers={"Retry-After": "2"})
+def test_503_retry_after_is_kept(provider, server):
+    server.script(Reply(503, headers=[("Retry-After", "2")]))
     error = raised(provider)
     assert isinstance(error, exc.ServerError) and error.retry_after == 2.0
 
@@ -218,41 +226,34 @@ def test_503_retry_after_is_kept(provider, mocked):
 # -- failures without an HTTP answer ---------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "failure",
-    [requests.exceptions.ConnectTimeout, requests.exceptions.ReadTimeout],
-)
-@pytest.mark.parametrize(("timeout", "shown"), [(10, "10"), (2.5, "2.5")])
-def test_timeouts_say_how_long(provider, mocked, failure, timeout, shown):
-    mocked.get(URL, body=failure(f"timed out: {URL}?key={KEY}"))
+@pytest.mark.parametrize(("timeout", "shown"), [(1, "1"), (0.5, "0.5")])
+def test_no_answer_says_how_long(provider, server, timeout, shown):
+    server.script(Reply(action="stall"))
     error = raised(provider, timeout=timeout)
     assert type(error) is exc.Timeout
     assert str(error) == f"no answer within {shown} s"
     assert isinstance(error, TimeoutError)
-    assert isinstance(error.__cause__, googlemaps.exceptions.Timeout)
-    assert len(mocked.calls) == 1
+    assert len(server.requests) == 1
     assert_clean(error)
 
 
-def test_connection_error(provider, mocked):
-    mocked.get(URL, body=requests.exceptions.ConnectionError(f"reset by peer: {URL}?key={KEY}"))
-    error = raised(provider)
-    assert type(error) is exc.ConnectionError
-    assert "reset by peer" in str(error)
-    assert error.__cause__ is not None  # raised from the client's TransportError
-    assert_clean(error)
+def test_trickling_headers_are_bounded_by_the_timeout(provider, server):
+    server.script(Reply.json(OK_BODY, header_delay=1.0))
+    started = time.monotonic()
+    error = raised(provider, timeout=2)
+    assert type(error) is exc.Timeout and str(error) == "no answer within 2 s"
+    assert time.monotonic() - started < 6
 
 
-def test_unmatched_request_connection_error_is_redacted(provider, mocked):
-    # responses refuses an unregistered URL with a message that repeats it, key and all
+def test_connection_closed_without_an_answer(provider, server):
+    server.script(Reply(action="close"))
     error = raised(provider)
     assert type(error) is exc.ConnectionError
+    assert error.__cause__ is not None
     assert_clean(error)
 
 
 def test_refused_connection_on_a_real_socket_is_redacted():
-    import socket
-
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -263,34 +264,58 @@ def test_refused_connection_on_a_real_socket_is_redacted():
     assert_clean(error)
 
 
-# -- the client's own machinery is off -------------------------------------------
+def test_unresolvable_host_is_a_redacted_connection_error():
+    provider = GoogleProvider(key=KEY, base_url="http://geo.invalid")
+    error = raised(provider, timeout=5)
+    assert type(error) is exc.ConnectionError
+    assert "geo.invalid" in str(error)
+    assert_clean(error)
 
 
-def test_client_never_sleeps_or_retries(provider, mocked, monkeypatch):
-    def no_sleep(seconds):
-        raise AssertionError(f"googlemaps slept {seconds} s")
+def test_key_is_masked_in_urllib3_request_lines(provider, server, caplog):
+    caplog.set_level(logging.DEBUG, logger="urllib3")
+    provider.geocode("x", timeout=5)
+    lines = [record.getMessage() for record in caplog.records]
+    assert any("GET /maps/api/geocode/json?address=x" in line for line in lines)
+    assert not any(KEY in line for line in lines)
 
-    monkeypatch.setattr(googlemaps.client.time, "sleep", no_sleep)
-    mocked.get(URL, json=OK_BODY)
-    for _ in range(150):  # past the client's default 60 queries per second
+
+# -- one request per call, never a retry or a sleep ---------------------------------
+
+
+def test_every_call_is_exactly_one_request(provider, server):
+    for _ in range(150):  # past the official client's default 60 queries per second
         provider.geocode("x", timeout=5)
-    assert len(mocked.calls) == 150
-    mocked.replace(responses.GET, URL, status=500)
+    assert len(server.requests) == 150
+    assert server.connections == 1  # kept alive throughout
+    server.script(Reply(500))
     with pytest.raises(exc.ServerError):
         provider.geocode("x", timeout=5)
-    assert len(mocked.calls) == 151
+    assert len(server.requests) == 151
+
+
+# -- parsing alone ------------------------------------------------------------------------
+
+
+def test_parse_reads_a_response_without_a_server():
+    provider = GoogleProvider(key=KEY)
+    body = b'{"status": "OK", "results": [{"geometry": {"location": {"lat": 1, "lng": 2}}}]}'
+    answer = provider.parse(Response("http://x", 200, "OK", {}, body))
+    assert (answer.lat, answer.lng, answer.formatted_address) == (1.0, 2.0, None)
+    with pytest.raises(exc.RequestDenied):
+        provider.parse(Response("http://x", 200, "OK", {}, b'{"status": "OVER_DAILY_LIMIT"}'))
 
 
 # -- construction, identity, pickling --------------------------------------------
 
 
-def test_key_from_environment(monkeypatch, mocked):
+def test_key_from_environment(monkeypatch, server):
     monkeypatch.setenv("GOOGLE_MAPS_API_KEY", KEY)
-    provider = GoogleProvider(base_url=BASE)
+    provider = GoogleProvider(base_url=server.url)
     assert provider.secrets() == (KEY,)
-    mocked.get(URL, json=OK_BODY)
     provider.geocode("x", timeout=5)
-    assert f"key={KEY}" in mocked.calls[0].request.url
+    provider.close()
+    assert query_of(server.requests[0])["key"] == [KEY]
 
 
 def test_missing_key_is_a_usage_error(monkeypatch):
@@ -301,10 +326,16 @@ def test_missing_key_is_a_usage_error(monkeypatch):
         GoogleProvider(key="")
 
 
-def test_malformed_key_is_a_usage_error_that_does_not_show_it():
-    with pytest.raises(exc.UsageError) as info:
-        GoogleProvider(key="not-a-google-key-987")
-    assert "not-a-google-key-987" not in str(info.value)
+def test_any_key_is_sent_and_never_shown(server):
+    """A compatible server (``geofetch serve --key``) may use a key that does not
+    start with ``AIza``: it is accepted, sent, and redacted like any other."""
+    other = "local-server-key-987"
+    provider = GoogleProvider(key=other, base_url=server.url)
+    server.script(Reply.json({"status": "REQUEST_DENIED", "error_message": f"bad {other}"}))
+    error = raised(provider)
+    provider.close()
+    assert query_of(server.requests[0])["key"] == [other]
+    assert_clean(error, key=other)
 
 
 @pytest.mark.parametrize("base_url", ["geo.test", "ftp://geo.test", "http://"])
@@ -320,24 +351,24 @@ def test_class_attributes():
 
 
 def test_cache_namespace_and_repr_never_show_the_key():
-    provider = GoogleProvider(key=KEY, base_url=BASE + "/", language="de", region="at")
+    base = "http://geo.test"
+    provider = GoogleProvider(key=KEY, base_url=base + "/", language="de", region="at")
     namespace = provider.cache_namespace()
-    for part in ("google", BASE, "de", "at"):
+    for part in ("google", base, "de", "at"):
         assert part in namespace
     assert KEY not in namespace and KEY not in repr(provider)
-    assert namespace != GoogleProvider(key=KEY, base_url=BASE, language="fr").cache_namespace()
+    assert namespace != GoogleProvider(key=KEY, base_url=base, language="fr").cache_namespace()
     assert namespace != GoogleProvider(key=KEY, language="de", region="at").cache_namespace()
 
 
-def test_pickle_drops_the_client(provider, mocked):
-    mocked.get(URL, json=OK_BODY)
+def test_pickle_drops_the_client(provider, server):
     provider.open()
     provider.geocode("x", timeout=5)
     data = pickle.dumps(provider)
-    assert b"Session" not in data and b"googlemaps" not in data
+    assert b"HTTPClient" not in data and b"PoolManager" not in data
     copy = pickle.loads(data)
     assert copy._client is None
-    assert (copy.key, copy.base_url) == (KEY, BASE)
+    assert (copy.key, copy.base_url) == (KEY, server.url)
     copy.open()
     assert copy.geocode("x", timeout=5).formatted_address == "Kraków, Polska"
     copy.close()

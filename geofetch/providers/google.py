@@ -1,67 +1,48 @@
-"""Google's Geocoding API through the official ``googlemaps`` client.
+"""Google's Geocoding API, spoken directly over :mod:`geofetch.http`.
 
-geofetch's engine owns retries, timeouts, the run-wide rate limit and the request
-budget, so the client's own machinery is switched off and one
-:meth:`GoogleProvider.geocode` is exactly one HTTP request. How, setting by setting
-(read against ``googlemaps/client.py``, 4.10):
+One :meth:`GoogleProvider.geocode` is exactly one
+``GET {base_url}/maps/api/geocode/json?address=...&key=...``: geofetch's engine owns
+retries, the run-wide rate limit, the request budget and the timeout, and this
+request is bounded by that timeout as a whole (connect, headers and body).
 
-* ``client._request(path, params, extract_body=..., requests_kwargs=...)`` is called
-  directly: ``client.geocode()`` returns only ``results`` (the status is lost) and its
-  ``make_api_method`` wrapper mutates the shared client (``_extra_params``), which is
-  unsafe across threads.
-* A response hook (``requests_kwargs["hooks"]``) raises on every answer that is not
-  HTTP 200 before the client sees it: the client re-requests 500/503/504 by recursion
-  *before* calling ``extract_body``, so nothing else stops it. The client wraps the
-  hook's exception in ``TransportError``; :meth:`GoogleProvider.geocode` unwraps it.
-* ``extract_body`` is ours and raises geofetch errors, never the client's
-  ``_RetriableRequest``, so ``OVER_QUERY_LIMIT`` and ``UNKNOWN_ERROR`` are not
-  re-requested either; ``retry_over_query_limit=False`` says the same.
-* ``queries_per_minute=0`` makes the client's quota ``floor(min(qps, qpm / 60)) == 0``,
-  so its deque of send times (``maxlen`` 0) stays empty and its unlocked,
-  per-instance sleep never runs; the shared :class:`~geofetch.core.ratelimit.RequestGate`
-  is the rate limit. Both values are ints: a float makes the client ``sys.exit``.
-* ``requests_kwargs["timeout"] = (timeout, timeout)`` per call bounds connect and
-  read (the client's default is no timeout at all).
-* ``requests_kwargs["allow_redirects"] = False``: a redirect is reported, not followed
-  by a second request the rate limit and budget would not see.
-* ``retry_timeout`` keeps its default: it is only consulted on recursion, which no
-  longer happens (and 0 would fail the very first request, as it is checked first).
+Why not the official ``googlemaps`` client: its public API cannot make one request
+per call. ``Client.geocode()`` re-requests 500/503/504 by recursion (and
+``OVER_QUERY_LIMIT``) before any hook of the caller sees the answer, returns only
+``results`` (the status is lost: ``ZERO_RESULTS`` and ``OK`` with nothing look
+alike), bounds each socket read but not the request, and sends through its own
+``requests`` session. The API it wraps is a GET with a JSON answer
+(https://developers.google.com/maps/documentation/geocoding/requests-geocoding),
+read here the way the client reads it:
 
-The client's ``Timeout()`` has an empty message and its ``TransportError`` repeats the
-URL with ``key=``: errors are rebuilt from :data:`GOOGLE_STATUS_ERRORS` and
-:data:`~geofetch.providers._http.HTTP_STATUS_ERRORS`, with the key redacted from
-every message and from the chain they are raised from, and urllib3's request lines
-are masked in the logs.
+* HTTP status other than 200: :data:`~geofetch.http.HTTP_STATUS_ERRORS` (429
+  ``RateLimited``, 5xx ``ServerError``, 401/403 ``RequestDenied``, ...), with the
+  body's ``error_message`` and ``Retry-After``; a redirect is reported, not followed.
+* HTTP 200: the body's ``status``: ``OK`` and ``ZERO_RESULTS`` are answers, the
+  others errors per :data:`GOOGLE_STATUS_ERRORS`.
+
+The key is sent as ``key=`` (last, as the client sends it) and redacted from every
+message, the chain errors are raised from, and urllib3's log records. Any key is
+accepted: Google's own start with ``AIza``, but a compatible server (``--base-url``,
+``geofetch serve --key``) may use another.
 """
 
 from __future__ import annotations
 
 import os
 from typing import Any
-
-import googlemaps
-import requests
+from urllib.parse import quote_plus, urlencode
 
 from ..exceptions import (
-    ConnectionError,
     HTTPError,
     InvalidRequest,
     ProviderError,
     RateLimited,
     RequestDenied,
     ServerError,
-    Timeout,
     UsageError,
 )
+from ..http import HTTPClient, Response, check_base_url, error_for_response, guard_library_logs
 from ..redact import redact
-from ._http import (
-    check_base_url,
-    error_for_exception,
-    error_for_response,
-    guard_library_logs,
-    scrub_chain,
-    worker_session,
-)
 from .base import Answer, Provider
 
 GOOGLE_URL = "https://maps.googleapis.com"
@@ -79,24 +60,11 @@ GOOGLE_STATUS_ERRORS: dict[str, type[ProviderError]] = {
 }
 
 
-class _NotOK(Exception):
-    """Raised by the response hook so the client never sees a non-200 answer."""
-
-    def __init__(self, response: requests.Response) -> None:
-        super().__init__(f"HTTP {response.status_code}")
-        self.response = response
-
-
-def _stop_at_non_200(response: requests.Response, *args: Any, **kwargs: Any) -> None:
-    if response.status_code != 200:
-        response.content  # noqa: B018 - read the body: frees the connection, keeps the detail
-        raise _NotOK(response)
-
-
 class GoogleProvider(Provider):
     """The Geocoding API (``/maps/api/geocode/json?address=``).
 
-    ``key`` defaults to the ``GOOGLE_MAPS_API_KEY`` environment variable; ``base_url``
+    ``key`` defaults to the ``GOOGLE_MAPS_API_KEY`` environment variable (a
+    :class:`~geofetch.exceptions.UsageError` when neither is given); ``base_url``
     points elsewhere (a local ``geofetch serve``); ``language`` and ``region`` are
     passed through as Google's parameters of those names.
     """
@@ -118,16 +86,16 @@ class GoogleProvider(Provider):
             raise UsageError(
                 f"the google provider needs an API key: set {KEY_ENV} (or pass key= in the library)"
             )
-        if not key.startswith("AIza"):  # the googlemaps client refuses any other key
-            raise UsageError(
-                f"the Google API key (from {KEY_ENV} or key=) is not a Maps API key: "
-                "those start with 'AIza'"
-            )
         self.key = key
         self.base_url = check_base_url(base_url or GOOGLE_URL)
         self.language = language
         self.region = region
-        self._client: googlemaps.Client | None = None
+        self._client: HTTPClient | None = None
+        # the URL around the address, built once: a request only quotes the address
+        extra = [(name, value) for name, value in (("language", language), ("region", region))
+                 if value]
+        self._url_head = f"{self.base_url}{GEOCODE_PATH}?address="
+        self._url_tail = "&" + urlencode([*extra, ("key", key)])
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -135,99 +103,57 @@ class GoogleProvider(Provider):
         return state
 
     def open(self) -> None:
-        """Build this worker's client, with its retries and rate limit off (idempotent)."""
+        """Build this worker's HTTP client (idempotent)."""
         if self._client is None:
             guard_library_logs(self.secrets())
-            self._client = googlemaps.Client(
-                key=self.key,
-                base_url=self.base_url,
-                retry_over_query_limit=False,
-                queries_per_second=1,
-                queries_per_minute=0,
-                requests_session=worker_session(self.base_url),
-            )
+            self._client = HTTPClient(headers={"Accept": "application/json"},
+                                      secrets=self.secrets())
 
     def close(self) -> None:
-        """Close this worker's HTTP session."""
+        """Close this worker's connections."""
         client, self._client = self._client, None
         if client is not None:
-            client.session.close()
+            client.close()
 
     def geocode(self, query: str, *, timeout: float) -> Answer:
         """One Geocoding API request: the first result, or a not-found answer."""
         if self._client is None:
             self.open()
         assert self._client is not None
-        params = {"address": query}
-        if self.language:
-            params["language"] = self.language
-        if self.region:
-            params["region"] = self.region
-        requests_kwargs = {
-            "timeout": (timeout, timeout),
-            "allow_redirects": False,
-            "hooks": {"response": [_stop_at_non_200]},
-        }
-        try:
-            body = self._client._request(
-                GEOCODE_PATH,
-                params,
-                extract_body=self._extract_body,
-                requests_kwargs=requests_kwargs,
-            )
-        except googlemaps.exceptions.Timeout as exc:
-            raise self._transport_error(exc.__context__, exc, timeout) from exc
-        except googlemaps.exceptions.TransportError as exc:
-            if isinstance(exc.base_exception, _NotOK):
-                # the HTTP status is the original error: no chain to show
-                raise error_for_response(exc.base_exception.response, self.secrets()) from None
-            raise self._transport_error(exc.base_exception, exc, timeout) from exc
-        return self._answer(body)
+        url = self._url_head + quote_plus(query) + self._url_tail
+        response = self._client.get(url, timeout=timeout)
+        return self.parse(response)
 
-    def _transport_error(
-        self, cause: BaseException | None, raised: BaseException, timeout: float
-    ) -> ProviderError:
-        """Map the requests failure under the client's ``Timeout``/``TransportError``."""
-        if isinstance(cause, requests.RequestException):
-            error = error_for_exception(cause, timeout, self.secrets())
-        elif isinstance(raised, googlemaps.exceptions.Timeout):
-            error = Timeout(f"no answer within {timeout:g} s")
-        else:  # the client hides the cause: say what we know
-            error = ConnectionError(redact(str(raised), self.secrets()) or type(raised).__name__)
-        scrub_chain(raised, self.secrets())
-        return error
-
-    def _extract_body(self, response: requests.Response) -> dict[str, Any]:
-        """Parse a 200 answer; raise the error its ``status`` stands for."""
+    def parse(self, response: Response) -> Answer:
+        """The answer a Geocoding API response stands for, or the error it is."""
+        if response.status != 200:
+            raise error_for_response(response, self.secrets())
         try:
             body = response.json()
         except ValueError as exc:
-            kind = response.headers.get("Content-Type") or "no Content-Type"
+            kind = response.content_type or "no Content-Type"
             raise HTTPError(
                 f"HTTP 200 with a body that is not JSON ({kind})", status_code=200
             ) from exc
         status = body.get("status") if isinstance(body, dict) else None
-        if status in ("OK", "ZERO_RESULTS"):
-            return dict(body)
         if status is None:
             raise HTTPError("HTTP 200 without a Geocoding API status", status_code=200)
-        message = str(status)
-        if body.get("error_message"):
-            message += f": {str(body['error_message']).strip()}"
-        error = GOOGLE_STATUS_ERRORS.get(status, HTTPError)
-        raise error(redact(message, self.secrets()), status_code=200)
-
-    @staticmethod
-    def _answer(body: dict[str, Any]) -> Answer:
+        if status not in ("OK", "ZERO_RESULTS"):
+            message = str(status)
+            if body.get("error_message"):
+                message += f": {str(body['error_message']).strip()}"
+            error = GOOGLE_STATUS_ERRORS.get(status, HTTPError)
+            raise error(redact(message, self.secrets()), status_code=200)
         results = body.get("results") or []
-        if body["status"] == "ZERO_RESULTS" or not results:
+        if status == "ZERO_RESULTS" or not results:
             return Answer(raw=body)
         first = results[0]
         try:
             location = first["geometry"]["location"]
             lat, lng = float(location["lat"]), float(location["lng"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise HTTPError("first result has no usable geometry.location") from exc
+            raise HTTPError("first result has no usable geometry.location",
+                            status_code=200) from exc
         return Answer(lat=lat, lng=lng, formatted_address=first.get("formatted_address"), raw=body)
 
     def cache_namespace(self) -> str:

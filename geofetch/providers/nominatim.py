@@ -1,33 +1,32 @@
-"""OpenStreetMap's Nominatim search API, through one ``requests.Session`` per worker.
+"""OpenStreetMap's Nominatim search API, over :mod:`geofetch.http`.
 
 One :meth:`NominatimProvider.geocode` is one ``GET {base_url}/search?q=...&format=json``
-with a ``(connect, read)`` timeout and no redirects followed, so the engine's rate
-limit and budget count every request the server sees. The public server asks for at
-most 1 request/s and a User-Agent naming the application
-(https://operations.osmfoundation.org/policies/nominatim/): hence ``default_rate``.
+bounded as a whole by the request timeout (connect, headers and body), with no
+redirect followed, so the engine's rate limit and budget count every request the
+server sees. The public server asks for at most 1 request/s and a User-Agent
+naming the application (https://operations.osmfoundation.org/policies/nominatim/):
+hence ``default_rate``.
 
-Any HTTP answer or ``requests`` failure becomes a :mod:`geofetch.exceptions` error
-through the table in :mod:`geofetch.providers._http`, which the Google provider
-shares, so both services fail the same way for the same HTTP status.
+Any HTTP answer or failure becomes a :mod:`geofetch.exceptions` error through the
+table in :mod:`geofetch.http`, which the Google provider shares, so both services
+fail the same way for the same HTTP status.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-import requests
+from urllib.parse import quote_plus, urlencode
 
 from ..exceptions import HTTPError
-from ..redact import redact
-from ._http import (
+from ..http import (
     DEFAULT_USER_AGENT,
+    HTTPClient,
+    Response,
     check_base_url,
-    content_type,
-    error_for_exception,
     error_for_response,
     guard_library_logs,
-    worker_session,
 )
+from ..redact import redact
 from .base import Answer, Provider
 
 NOMINATIM_URL = "https://nominatim.openstreetmap.org"
@@ -58,54 +57,53 @@ class NominatimProvider(Provider):
         self.user_agent = user_agent or DEFAULT_USER_AGENT
         self.email = email
         self.language = language
-        self._session: requests.Session | None = None
+        self._client: HTTPClient | None = None
+        # the URL around the query, built once: a request only quotes the query
+        extra: list[tuple[str, str]] = [("format", "json"), ("limit", "1")]
+        if language:
+            extra.append(("accept-language", language))
+        if email:
+            extra.append(("email", email))
+        self._url_head = f"{self.base_url}/search?q="
+        self._url_tail = "&" + urlencode(extra)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_session"] = None  # a live session is built per worker, never pickled
+        state["_client"] = None  # a live client is built per worker, never pickled
         return state
 
     def open(self) -> None:
-        """Build this worker's session (idempotent)."""
-        if self._session is None:
+        """Build this worker's HTTP client (idempotent)."""
+        if self._client is None:
             guard_library_logs(self.secrets())
-            session = worker_session(self.base_url)
-            session.headers["User-Agent"] = self.user_agent
-            session.headers["Accept"] = "application/json"
-            self._session = session
+            self._client = HTTPClient(
+                headers={"User-Agent": self.user_agent, "Accept": "application/json"},
+                secrets=self.secrets())
 
     def close(self) -> None:
-        """Close this worker's session."""
-        session, self._session = self._session, None
-        if session is not None:
-            session.close()
+        """Close this worker's connections."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     def geocode(self, query: str, *, timeout: float) -> Answer:
         """One search request: the first match, or a not-found answer for ``[]``."""
-        if self._session is None:
+        if self._client is None:
             self.open()
-        assert self._session is not None
-        params: dict[str, str | int] = {"q": query, "format": "json", "limit": 1}
-        if self.language:
-            params["accept-language"] = self.language
-        if self.email:
-            params["email"] = self.email
-        try:
-            response = self._session.get(
-                f"{self.base_url}/search",
-                params=params,
-                timeout=(timeout, timeout),
-                allow_redirects=False,
-            )
-        except requests.RequestException as exc:
-            raise error_for_exception(exc, timeout, self.secrets()) from exc
-        if response.status_code != 200:
+        assert self._client is not None
+        url = self._url_head + quote_plus(query) + self._url_tail
+        return self.parse(self._client.get(url, timeout=timeout))
+
+    def parse(self, response: Response) -> Answer:
+        """The answer a ``/search`` response stands for, or the error it is."""
+        if response.status != 200:
             raise error_for_response(response, self.secrets())
         try:
             body = response.json()
         except ValueError as exc:
             raise HTTPError(
-                f"HTTP 200 with a body that is not JSON ({content_type(response)})",
+                "HTTP 200 with a body that is not JSON "
+                f"({response.content_type or 'no Content-Type'})",
                 status_code=200,
             ) from exc
         if not isinstance(body, list):

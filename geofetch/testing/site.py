@@ -23,7 +23,12 @@ connections are kept alive, except ``/big/N?stream=1``)::
     /limited/NAME        HTTP 429 with Retry-After: 0 the first time, then a page
     /slow/SECONDS        waits that long (cut short on shutdown), then a page
     /trickle/N           a page sent in N pieces, 0.2 s apart
-    /big/N               an N-byte page; ?stream=1 sends it without Content-Length
+    /big/N               an N-byte page; ?stream=1 sends it without Content-Length;
+                         ?gzip=1 sends it gzip-compressed (Content-Length compressed)
+    /encoded/CODING      page "Encoded CODING" under Content-Encoding CODING: gzip,
+                         deflate and br really encoded; any other name (x-unknown,
+                         zstd) labels the plain bytes; gzip-corrupt is gzip's label
+                         on bytes that are not gzip
     /data.json           a small JSON document
     anything else        404 Not Found
 
@@ -33,10 +38,12 @@ Run ``python -m geofetch.testing.site [--port N]`` to serve it in the foreground
 from __future__ import annotations
 
 import argparse
+import gzip
 import http
 import json
 import socket
 import threading
+import zlib
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -157,7 +164,10 @@ class _Handler(BaseHTTPRequestHandler):
             site._stopping.wait(float(arg))
             self._send(200, page("Slow page"))
         elif first == "big" and arg.isdigit():
-            self._big(int(arg), stream=query.get("stream", ["0"])[0] == "1")
+            self._big(int(arg), stream=query.get("stream", ["0"])[0] == "1",
+                      compress=query.get("gzip", ["0"])[0] == "1")
+        elif first == "encoded" and arg:
+            self._encoded(arg)
         elif url.path == "/data.json":
             self._send(200, json.dumps({"ok": True}).encode(), "application/json")
         else:
@@ -175,11 +185,28 @@ class _Handler(BaseHTTPRequestHandler):
             if self.server.site._stopping.wait(0.2):
                 return
 
-    def _big(self, size: int, *, stream: bool) -> None:
+    def _encoded(self, coding: str) -> None:
+        body = page(f"Encoded {coding}")
+        if coding == "gzip":
+            body = gzip.compress(body)
+        elif coding == "deflate":
+            body = zlib.compress(body)
+        elif coding == "br":
+            import brotli  # type: ignore[import-untyped]
+
+            body = brotli.compress(body)
+        elif coding == "gzip-corrupt":
+            coding, body = "gzip", b"\x1f\x8b\x08\x00" + b"not gzip at all" * 4
+        self._send(200, body, headers={"Content-Encoding": coding})
+
+    def _big(self, size: int, *, stream: bool, compress: bool = False) -> None:
         head = page("Big page")[:-len(b"</body></html>\n")]
         tail = b"</body></html>\n"
         filler = max(0, size - len(head) - len(tail))
         body = head + b"x" * filler + tail
+        if compress:
+            self._send(200, gzip.compress(body), headers={"Content-Encoding": "gzip"})
+            return
         if not stream:
             self._send(200, body)
             return

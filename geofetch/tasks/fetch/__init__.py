@@ -78,9 +78,9 @@ from ...core.job import Job
 from ...core.ratelimit import RequestGate
 from ...core.retry import RetryPolicy
 from ...exceptions import UsageError
+from ...http import DEFAULT_USER_AGENT
 from ...models import FAILED, INVALID, FetchResult
 from ...options import Progress, RunOptions
-from ...providers._http import DEFAULT_USER_AGENT
 from .html import check_selector
 from .urls import check_url, url_key
 from .worker import FetchOptions, FetchWorker

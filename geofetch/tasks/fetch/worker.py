@@ -6,28 +6,23 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit
-
-import requests
-import urllib3
+from urllib.parse import urlsplit
 
 from ...core.ratelimit import RequestGate
 from ...core.retry import Attempted, RetryPolicy, call_with_retries
 from ...exceptions import (
-    ConnectionError,
+    ContentDecodingError,
     HTTPError,
-    ProviderError,
     RateLimited,
     RobotsDisallowed,
     RunAborted,
     ServerError,
-    Timeout,
     TooLarge,
     TooManyRedirects,
     describe,
 )
+from ...http import DEFAULT_USER_AGENT, HTTPClient, Response, retry_after_seconds
 from ...models import FAILED, INVALID, OK, FetchResult
-from ...providers._http import DEFAULT_USER_AGENT, error_for_exception, retry_after_seconds
 from .hosts import HostSlots
 from .html import parse_page
 from .robots import ALLOW, RULES, UNREACHABLE, Decided, RobotsBook, RobotsVerdict
@@ -39,8 +34,7 @@ ROBOTS_REDIRECTS = 5
 #: Bytes of a robots.txt that are read and parsed (RFC 9309: at least 500 KiB).
 ROBOTS_MAX_BYTES = 500 * 1024
 #: Bytes of a non-2xx body read to keep the connection; a longer one drops it.
-_ERROR_BODY_BYTES = 64 * 1024
-_CHUNK = 64 * 1024
+ERROR_BODY_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -81,9 +75,10 @@ class FetchWorker:
         self.timeout = timeout
         self.slots = HostSlots(directory, options.per_host)
         self.robots = RobotsBook(directory)
-        self.session = requests.Session()
-        self.session.headers["User-Agent"] = options.user_agent
-        self.session.headers["Accept"] = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"
+        self.client = HTTPClient(headers={
+            "User-Agent": options.user_agent,
+            "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8",
+        })
 
     def __call__(self, url: str) -> FetchResult:
         started = time.perf_counter()
@@ -96,8 +91,8 @@ class FetchWorker:
         return result
 
     def close(self) -> None:
-        """Close this worker's session."""
-        self.session.close()
+        """Close this worker's connections."""
+        self.client.close()
 
     # -- the page, hop by hop ---------------------------------------------------
 
@@ -140,9 +135,10 @@ class FetchWorker:
             error = describe(HTTPError(f"{page.status_code} {page.reason}".rstrip()))
             return self._failed(page, error, attempts, elapsed)
         if not page.complete:
-            size = f"Content-Length {page.declared}" if page.declared is not None else (
-                "stopped reading there")
-            error = f"body larger than the {self.options.max_bytes}-byte cap ({size})"
+            cap = self.options.max_bytes
+            declared = page.declared is not None and page.declared > cap  # not read at all
+            size = f"Content-Length {page.declared}" if declared else "stopped reading there"
+            error = f"body larger than the {cap}-byte cap ({size})"
             return self._failed(page, describe(TooLarge(error)), attempts, elapsed)
         return self._ok(page, attempts, elapsed)
 
@@ -185,8 +181,7 @@ class FetchWorker:
         seen: list[_Page] = []
 
         def request() -> _Page:
-            page = self._get(url, cap)
-            seen[:] = [page]
+            page = self._get(url, cap, seen)
             code = page.status_code
             if code == 429 or 500 <= code <= 599:
                 retry_after = retry_after_seconds(page.retry_after)
@@ -204,69 +199,38 @@ class FetchWorker:
             return Attempted(error=error), None
         return attempted, (seen[0] if seen else None)
 
-    def _get(self, url: str, cap: int) -> _Page:
-        """One GET, redirects not followed, the body read to at most ``cap`` bytes."""
-        started = time.perf_counter()
-        try:
-            response = self.session.get(url, timeout=(self.timeout, self.timeout),
-                                        allow_redirects=False, stream=True)
-        except requests.RequestException as exc:
-            raise error_for_exception(exc, self.timeout) from exc
-        try:
-            ok = 200 <= response.status_code <= 299
-            body, complete = self._read(response, cap if ok else min(cap, _ERROR_BODY_BYTES),
-                                        started + self.timeout)
-        finally:
-            response.close()
-        location = None
-        if response.is_redirect:
-            target = self.session.get_redirect_target(response)
-            location = urljoin(response.url, target) if target else None
-        declared = response.headers.get("Content-Length", "")
+    def _get(self, url: str, cap: int, seen: list[_Page]) -> _Page:
+        """One GET, redirects not followed, the body decoded and read to at most
+        ``cap`` bytes (:data:`ERROR_BODY_BYTES` for a non-2xx answer); the timeout
+        bounds the whole request (see :class:`~geofetch.http.HTTPClient`). The page
+        is also left in ``seen``; a body that cannot be decoded leaves its headers
+        there (the row keeps the status and type), then raises."""
+        with self.client.open(url, timeout=self.timeout, what="page") as exchange:
+            ok = 200 <= exchange.status <= 299
+            try:
+                response = exchange.read(cap if ok else min(cap, ERROR_BODY_BYTES))
+            except ContentDecodingError:
+                seen[:] = [self._page(Response(url, exchange.status, exchange.reason,
+                                               exchange.headers, complete=False,
+                                               elapsed=exchange.elapsed))]
+                raise
+        seen[:] = [self._page(response)]
+        return seen[0]
+
+    @staticmethod
+    def _page(response: Response) -> _Page:
         return _Page(
             url=response.url,
-            status_code=response.status_code,
-            reason=response.reason or "",
-            content_type=response.headers.get("Content-Type"),
-            body=body,
-            complete=complete,
-            declared=int(declared) if declared.isdigit() else None,
-            location=location,
-            retry_after=response.headers.get("Retry-After"),
-            elapsed=time.perf_counter() - started,
+            status_code=response.status,
+            reason=response.reason,
+            content_type=response.content_type,
+            body=response.body,
+            complete=response.complete,
+            declared=response.declared_length,
+            location=response.location,
+            retry_after=response.header("Retry-After"),
+            elapsed=response.elapsed,
         )
-
-    def _read(self, response: requests.Response, cap: int, deadline: float) -> tuple[bytes, bool]:
-        """The (decoded) body, at most ``cap`` bytes, and whether it is whole."""
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > cap:
-            return b"", False
-        raw = response.raw
-        read = getattr(raw, "read1", None) or raw.read  # read1: urllib3 2
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            while True:
-                if time.perf_counter() > deadline:
-                    raise Timeout(f"page not complete within {self.timeout:g} s")
-                chunk = read(_CHUNK, decode_content=True)
-                if not chunk:
-                    break
-                if size + len(chunk) > cap:
-                    chunks.append(chunk[: cap - size])
-                    return b"".join(chunks), False
-                chunks.append(chunk)
-                size += len(chunk)
-        except ProviderError:
-            raise  # our own Timeout is an OSError too: keep it as it is
-        except urllib3.exceptions.ReadTimeoutError:
-            raise Timeout(f"no answer within {self.timeout:g} s") from None
-        except urllib3.exceptions.DecodeError as exc:
-            raise HTTPError(f"cannot decode the body: {exc}") from None
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise ConnectionError(f"connection lost while reading the body: {exc}") from None
-        raw.release_conn()  # read to the end: the connection goes back for the next request
-        return b"".join(chunks), True
 
     # -- robots.txt -----------------------------------------------------------------
 
