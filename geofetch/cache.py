@@ -1,4 +1,9 @@
-"""The answer cache: SQLite on disk (resumable runs), or a bounded dict in memory.
+"""The answer cache: SQLite on disk, so runs resume where they stopped.
+
+A cache file that is locked by another program is waited for up to
+``lock_timeout`` seconds (default :data:`LOCK_TIMEOUT_SECONDS`); one that stays
+locked, fills its disk or breaks raises :class:`~geofetch.exceptions.CacheError`
+naming the file and SQLite's reason (the CLI's one line, exit 2).
 
 Only ``ok`` and ``not_found`` answers are kept, keyed by a namespace (provider and
 the settings that change its answers, such as the base URL) and the normalised
@@ -15,7 +20,6 @@ import json
 import os
 import sqlite3
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,8 @@ _SELECT_WITH_RAW = ("SELECT status, lat, lng, formatted_address, raw FROM answer
 _SELECT_WITHOUT_RAW = ("SELECT status, lat, lng, formatted_address, NULL FROM answers "
                        "WHERE namespace = ? AND query = ?")
 DEFAULT_FILENAME = ".geofetch-cache.sqlite"
+#: Seconds a locked cache file is waited for before the run gives up on it.
+LOCK_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -41,49 +47,28 @@ class CacheEntry:
     raw: Any = None
 
 
-class MemoryCache:
-    """A bounded least-recently-used cache, for runs without a cache file."""
-
-    def __init__(self, max_entries: int = 100_000) -> None:
-        self.max_entries = max_entries
-        self._data: OrderedDict[tuple[str, str], CacheEntry] = OrderedDict()
-
-    def get(self, namespace: str, key: str, *, raw: bool = True) -> CacheEntry | None:
-        entry = self._data.get((namespace, key))
-        if entry is not None:
-            self._data.move_to_end((namespace, key))
-        return entry
-
-    def put(self, namespace: str, key: str, entry: CacheEntry) -> None:
-        self._data[(namespace, key)] = entry
-        self._data.move_to_end((namespace, key))
-        if len(self._data) > self.max_entries:
-            self._data.popitem(last=False)
-
-    def flush(self) -> None:
-        """Nothing to write."""
-
-    def close(self) -> None:
-        self._data.clear()
-
-
 class SQLiteCache:
     """Answers in a SQLite file (WAL mode), committed in small batches."""
 
     def __init__(self, path: str | os.PathLike[str], *, batch_size: int = 1,
-                 batch_seconds: float = 1.0) -> None:
+                 batch_seconds: float = 1.0,
+                 lock_timeout: float = LOCK_TIMEOUT_SECONDS) -> None:
         self.path = Path(path)
         self.batch_size = batch_size
         self.batch_seconds = batch_seconds
+        self.lock_timeout = lock_timeout
         self._unsaved = 0
         self._last_commit = time.monotonic()
         try:
             if self.path.parent and not self.path.parent.exists():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(self.path), isolation_level="DEFERRED")
+            self._db = sqlite3.connect(str(self.path), isolation_level="DEFERRED",
+                                       timeout=lock_timeout)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._prepare()
+        except sqlite3.OperationalError as exc:
+            raise self._error(exc) from None
         except sqlite3.DatabaseError as exc:
             raise CacheError(f"cache {self.path} is not a usable geofetch cache ({exc}); "
                              "remove it or pass --no-cache") from None
@@ -110,23 +95,35 @@ class SQLiteCache:
             raise CacheError(f"cache {self.path} has format {row[0]}, this geofetch reads "
                              f"format {SCHEMA_VERSION}; remove it or pass --cache NEWPATH")
 
+    def _error(self, exc: sqlite3.Error) -> CacheError:
+        return CacheError(f"cache {self.path}: {exc} (waited up to "
+                          f"{self.lock_timeout:g} s if it was locked)"
+                          if "locked" in str(exc) else f"cache {self.path}: {exc}")
+
     def get(self, namespace: str, key: str, *, raw: bool = True) -> CacheEntry | None:
         """The stored answer, or None; ``raw=False`` skips decoding the provider's JSON."""
-        row = self._db.execute(
-            _SELECT_WITH_RAW if raw else _SELECT_WITHOUT_RAW, (namespace, key)
-        ).fetchone()
+        try:
+            row = self._db.execute(
+                _SELECT_WITH_RAW if raw else _SELECT_WITHOUT_RAW, (namespace, key)
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
         if row is None:
             return None
         decoded = json.loads(row[4]) if raw and row[4] else None
         return CacheEntry(row[0], row[1], row[2], row[3], decoded)
 
     def put(self, namespace: str, key: str, entry: CacheEntry) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (namespace, key, entry.status, entry.lat, entry.lng, entry.formatted_address,
-             json.dumps(entry.raw, ensure_ascii=False) if entry.raw is not None else None,
-             time.time()),
-        )
+        """Store one answer (committed in batches); raise CacheError if it cannot be."""
+        try:
+            self._db.execute(
+                "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (namespace, key, entry.status, entry.lat, entry.lng, entry.formatted_address,
+                 json.dumps(entry.raw, ensure_ascii=False) if entry.raw is not None else None,
+                 time.time()),
+            )
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
         self._unsaved += 1
         if (self._unsaved >= self.batch_size
                 or time.monotonic() - self._last_commit >= self.batch_seconds):
@@ -135,7 +132,10 @@ class SQLiteCache:
     def flush(self) -> None:
         """Commit what is not yet on disk."""
         if self._unsaved:
-            self._db.commit()
+            try:
+                self._db.commit()
+            except sqlite3.Error as exc:
+                raise self._error(exc) from None
         self._unsaved = 0
         self._last_commit = time.monotonic()
 
@@ -159,14 +159,17 @@ class SQLiteCache:
         return [self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")]
 
     def close(self) -> None:
+        """Commit and close (a failed commit still closes, then raises CacheError)."""
         try:
             self.flush()
-            self._db.close()
-        except sqlite3.ProgrammingError:
-            pass
+        finally:
+            try:
+                self._db.close()
+            except sqlite3.ProgrammingError:
+                pass
 
 
-Cache = MemoryCache | SQLiteCache
+Cache = SQLiteCache
 
 
 def user_cache_dir() -> Path:
@@ -188,7 +191,7 @@ def open_cache(cache: Any) -> Cache | None:
     """Library ``cache=``: a path opens a SQLite cache, ``None``/``False`` none at all."""
     if cache is None or cache is False:
         return None
-    if isinstance(cache, MemoryCache | SQLiteCache):
+    if isinstance(cache, SQLiteCache):
         return cache
     if isinstance(cache, str | os.PathLike):
         return SQLiteCache(cache)

@@ -8,11 +8,14 @@ The class name is what a row's ``error`` shows, so leaves are named for the read
     ├── UsageError(ValueError)        bad options (unknown provider, workers < 1, ...)
     ├── InputError                    unreadable input: no such file, missing column,
     │                                 undecodable bytes (CLI exit 2)
-    ├── CacheError                    the cache file is corrupt or from another version
+    ├── CacheError                    the cache file is unusable, full or locked (exit 2)
+    ├── OutputError                   the output cannot be written (exit 2)
     ├── WorkerStartError              worker processes keep dying before any task
     ├── RowError                      why one row has no answer, though no request failed
     │   ├── InvalidQuery              blank, too long, or not text (status invalid)
     │   ├── InvalidURL                not an http(s) URL (status invalid, fetch)
+    │   ├── MalformedRow              an input row whose field count is not the
+    │   │                             header's (status invalid; its cells are kept)
     │   ├── WorkerDied                the worker process died under the row (twice)
     │   ├── UnpicklableResult         the row's result could not be sent back
     │   └── TaskError                 the task raised something unexpected (a bug);
@@ -26,6 +29,7 @@ The class name is what a row's ``error`` shows, so leaves are named for the read
         │   └── ServerError           HTTP 5xx, Google UNKNOWN_ERROR
         ├── PermanentError            retrying cannot help
         │   ├── InvalidRequest        HTTP 400, Google INVALID_REQUEST
+        │   ├── InvalidAnswer         coordinates that are not finite or out of range
         │   ├── HTTPError             any other unexpected HTTP status or body
         │   │   ├── TooManyRedirects  more than 10 redirects (fetch)
         │   │   └── ContentDecodingError
@@ -67,6 +71,10 @@ class CacheError(GeofetchError):
     """A cache file that cannot be used."""
 
 
+class OutputError(GeofetchError):
+    """The output cannot be written (no such directory, disk full, ``/dev/full``)."""
+
+
 class WorkerStartError(GeofetchError):
     """Worker processes keep dying before they finish any task."""
 
@@ -81,6 +89,10 @@ class InvalidQuery(RowError):
 
 class InvalidURL(RowError):
     """The URL cannot be fetched: not http(s), no host, blank or too long."""
+
+
+class MalformedRow(RowError):
+    """An input row with more or fewer fields than the header: kept, never asked."""
 
 
 class WorkerDied(RowError):
@@ -153,6 +165,11 @@ class PermanentError(ProviderError):
 
 class InvalidRequest(PermanentError):
     """The provider rejected the request as malformed."""
+
+
+class InvalidAnswer(PermanentError):
+    """The provider answered with coordinates that are not finite numbers or lie
+    outside -90..90 (lat) and -180..180 (lng)."""
 
 
 class HTTPError(PermanentError):

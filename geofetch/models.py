@@ -28,6 +28,21 @@ FETCH_COLUMNS = (
 )
 
 
+class Rejected(str):
+    """A query that must not be asked (a malformed input row): the text, and the
+    ``error`` (``"MalformedRow: ..."``) its ``invalid`` result carries."""
+
+    error: str
+
+    def __new__(cls, text: str, error: str) -> Rejected:
+        value = super().__new__(cls, text)
+        value.error = error
+        return value
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (Rejected, (str(self), self.error))
+
+
 @dataclass
 class GeocodeResult:
     """The outcome of geocoding one place.

@@ -76,7 +76,7 @@ def test_an_unexpected_exception_is_one_line_and_exit_70(cli, monkeypatch, tmp_p
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a bug in geofetch")
 
-    monkeypatch.setattr("geofetch.cli.geocode.open_table", broken)
+    monkeypatch.setattr("geofetch.cli.common.open_table", broken)
     places = tmp_path / "p.txt"
     places.write_text("Berlin\n", encoding="utf-8")
     result = cli(["geocode", places])

@@ -17,9 +17,11 @@ from collections import deque
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
-from ..exceptions import InputError
-from ..io.readers import Table
+from ..exceptions import OutputError
+from ..io.output import Output, check_distinct
+from ..io.readers import Table, check_delimiter, open_table
 from ..io.writers import FORMATS, make_writer
+from ..models import Rejected
 from ..options import EXECUTORS, RunOptions
 from ..redact import RedactingFilter
 from .argtypes import non_negative_float, non_negative_int, positive_float, positive_int
@@ -53,6 +55,13 @@ def add_run_options(parser: argparse.ArgumentParser, *, what: str) -> None:
     cache.add_argument("--no-cache", action="store_true", help="neither read nor write a cache")
     parser.add_argument("--max-requests", type=non_negative_int, metavar="N",
                         help="stop after N HTTP requests, retries included")
+    parser.add_argument("--delimiter", metavar="C",
+                        help="the input's CSV delimiter (default: detected among , ; tab |)")
+    parser.add_argument("--output-delimiter", metavar="C",
+                        help="CSV output delimiter (default: the input's)")
+    parser.add_argument("--raw-cells", action="store_true",
+                        help="write cells from remote answers as they came, even those a "
+                             "spreadsheet would run as formulas (= + - @)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log to stderr (-vv for debug); tracebacks for internal errors")
@@ -111,16 +120,13 @@ def signals_to(job: Job[Any]) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def open_output(args: argparse.Namespace, env: Environment) -> tuple[IO[str], str]:
-    """The output stream and its format (table when writing to a terminal)."""
-    if args.output and args.output != "-":
-        try:
-            stream: IO[str] = open(args.output, "w", encoding="utf-8", newline="")  # noqa: SIM115
-        except OSError as exc:
-            raise InputError(f"cannot write {args.output}: {exc.strerror}") from None
-        return stream, args.format or "csv"
-    fmt = args.format or ("table" if env.stdout_isatty else "csv")
-    return env.stdout, fmt
+def read_table(args: argparse.Namespace, env: Environment, *, known: tuple[str, ...],
+               text_header: str, cache: str | None) -> Table:
+    """Check the paths and delimiters, then open the input (nothing is written yet)."""
+    check_delimiter(args.output_delimiter)
+    check_distinct(args.input, args.output, cache)
+    return open_table(args.input, column=args.column, known=known, text_header=text_header,
+                      stdin=env.stdin, delimiter=args.delimiter)
 
 
 def execute(
@@ -133,22 +139,28 @@ def execute(
     """Run ``job`` over ``table``, writing each row in order; return the exit status.
 
     The output is opened first: a run that cannot write fails before the job makes
-    anything (gate, cache, workers).
+    anything (gate, cache, workers). Rows written before Ctrl-C, an abort or a cache
+    error are kept (renamed into place); an output that fails to write is discarded
+    and a regular file's previous content stays.
     """
-    stream, fmt = open_output(args, env)
+    output = Output(args.output, env.stdout)
+    fmt = args.format or ("csv" if not output.is_stdout or not env.stdout_isatty else "table")
     rows: deque[list[str]] = deque()
     column = table.column
 
     def queries() -> Iterator[str]:
         for row in table.rows:
-            rows.append(row)
-            yield row[column] if column < len(row) else ""
+            rows.append(row.cells)
+            query = row.cells[column] if column < len(row.cells) else ""
+            yield Rejected(query, row.error) if row.error else query
 
     job.queries = queries()
     status: int = ExitStatus.OK
     bar = None
+    delimiter = check_delimiter(args.output_delimiter) or table.delimiter
     try:
-        writer = make_writer(fmt, stream, table.header, fields)
+        writer = make_writer(fmt, output.stream, table.header, fields, name=output.name,
+                             delimiter=delimiter, raw_cells=args.raw_cells)
         bar = _progress_bar(args, env, table.line_count)
         try:
             with job, signals_to(job):
@@ -161,12 +173,17 @@ def execute(
         except KeyboardInterrupt:
             status = ExitStatus.INTERRUPTED
         finally:
-            writer.close()
-    finally:
-        if bar is not None:
-            bar.close()
-        if stream is not env.stdout:
-            stream.close()
+            if bar is not None:
+                bar.close()
+        writer.close()
+    except OutputError:
+        output.discard()
+        raise
+    except BaseException:
+        with contextlib.suppress(OutputError):
+            output.commit()  # the rows done so far are whole: keep them
+        raise
+    output.commit()
     env.stderr.write(job.summary() + "\n")
     if status:
         env.stderr.write("geofetch: interrupted; rows done so far are written\n")

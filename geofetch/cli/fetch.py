@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..io.readers import URL_COLUMNS, open_table
+from ..io.readers import URL_COLUMNS
 from ..models import FETCH_COLUMNS
 from .argtypes import positive_int
-from .common import add_run_options, execute, run_options, setup_logging
+from .common import add_run_options, execute, read_table, run_options, setup_logging
 from .env import Environment
 
 
@@ -50,7 +50,6 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     fetch = fetch_options(select=args.select, per_host=args.per_host,
                           max_bytes=args.max_bytes, ignore_robots=args.ignore_robots)
     options = run_options(args)
-    table = open_table(args.input, column=args.column, known=URL_COLUMNS, text_header="url",
-                       stdin=env.stdin)
+    table = read_table(args, env, known=URL_COLUMNS, text_header="url", cache=None)
     job = fetch_job((), fetch=fetch, options=options)
     return execute(job, table, output_fields(args.select), args, env)

@@ -6,10 +6,17 @@ import argparse
 import os
 from typing import Any
 
-from ..io.readers import PLACE_COLUMNS, open_table
+from ..io.readers import PLACE_COLUMNS
 from ..models import GEOCODE_COLUMNS
 from ..providers import PROVIDERS
-from .common import add_run_options, cache_path, execute, run_options, setup_logging
+from .common import (
+    add_run_options,
+    cache_path,
+    execute,
+    read_table,
+    run_options,
+    setup_logging,
+)
 from .env import Environment
 
 
@@ -31,14 +38,13 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     from .. import geocode_job
     from ..providers import get_provider
 
-    options: dict[str, Any] = {"base_url": args.base_url}
+    settings: dict[str, Any] = {"base_url": args.base_url}
     if args.provider == "google":
-        options["key"] = os.environ.get("GOOGLE_MAPS_API_KEY")
-    provider = get_provider(args.provider, **options)
+        settings["key"] = os.environ.get("GOOGLE_MAPS_API_KEY")
+    provider = get_provider(args.provider, **settings)
     setup_logging(args.verbose, env.stderr, provider.secrets())
-    run_options(args)  # every option checked before the input is opened
-    table = open_table(args.input, column=args.column, known=PLACE_COLUMNS,
-                       text_header="place", stdin=env.stdin)
-    job = geocode_job((), provider=provider, keep_raw=False,
-                      options=run_options(args, cache_path(args, provider.cacheable)))
+    cache = cache_path(args, provider.cacheable)
+    options = run_options(args, cache)  # every option checked before the input is opened
+    table = read_table(args, env, known=PLACE_COLUMNS, text_header="place", cache=cache)
+    job = geocode_job((), provider=provider, keep_raw=False, options=options)
     return execute(job, table, GEOCODE_COLUMNS, args, env)

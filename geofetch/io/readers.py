@@ -1,9 +1,33 @@
 """Read a place (or URL) list: a CSV with a header, plain text, or standard input.
 
-A CSV is recognised by its ``.csv``/``.tsv`` name, by ``--column``, or by a first
-line that names a known column; anything else is plain text, one query per line
-(so ``Paris, TX`` on a line of a text file stays one place). Rows are streamed:
-nothing holds the whole input.
+Rows are streamed: nothing holds the whole input.
+
+**CSV or text.** A file is read as CSV when it is named ``.csv``/``.tsv``, when
+``--column`` or ``--delimiter`` is given, or when its first line, split by the
+detected delimiter, names a known column (``address``, ``place``, ...); anything
+else is plain text, one query per line (so ``Paris, TX`` on a line of a text file
+stays one place, and a ``.txt`` whose first line is ``name;address;zip`` is CSV).
+
+**The delimiter** is one of ``,`` ``;`` tab ``|`` (European Excel writes ``;``, others
+tab or ``|``, even in files named ``.csv``), chosen from the first
+:data:`SNIFF_LINES` lines: each candidate splits them as CSV would (quotes
+respected), and the one whose header has more than one field and the most rows
+with as many fields as the header wins; ties go in the order above. ``.tsv`` files
+are tab-separated; ``--delimiter`` forces one.
+
+**Malformed rows.** A row whose number of fields differs from the header's is never
+shifted into the wrong columns: it is kept, in order, with its cells (padded with
+empty cells when short, the first ones when long), and marked ``MalformedRow: line
+N has F fields, the header has H`` with any extra cells listed (as JSON) in that
+message, so nothing is lost; the row is ``invalid`` and nothing is asked for it.
+Blank lines are not rows (as ``csv.DictReader``). A quoted field still open after
+:data:`MAX_QUOTED_LINES` lines or :data:`MAX_FIELD_CHARS` characters is an input
+error naming the line where the quote opened: an unterminated quote would
+otherwise swallow the rest of the file into one cell.
+
+**Header names.** Empty or repeated header names are kept as they are for CSV
+output (written back unchanged); :func:`unique_names` gives the keys JSON output
+uses (``place``, ``place_2``, ...).
 """
 
 from __future__ import annotations
@@ -11,19 +35,36 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import json
 import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
 
-from ..exceptions import InputError
+from ..exceptions import InputError, UsageError
 
 #: Header names recognised as the place column, in order of preference.
 PLACE_COLUMNS = ("address", "place", "location", "query", "city", "name", "url")
 URL_COLUMNS = ("url", "link", "href", "address")
+#: The delimiters a CSV may use, in order of preference on a tie.
+DELIMITERS = (",", ";", "\t", "|")
+#: Lines read to choose the delimiter.
+SNIFF_LINES = 50
+#: A quoted field open longer than this (lines, or characters) is an input error.
+MAX_QUOTED_LINES = 100
+MAX_FIELD_CHARS = 1_000_000
 
 csv.field_size_limit(sys.maxsize)
+
+
+@dataclass
+class Row:
+    """One input row: its cells (as many as the header has) and, for a malformed
+    row, the error that makes it ``invalid``."""
+
+    cells: list[str]
+    error: str | None = None
 
 
 @dataclass
@@ -32,10 +73,24 @@ class Table:
 
     header: list[str]
     column: int
-    rows: Iterator[list[str]]
+    rows: Iterator[Row]
     source: str
     is_csv: bool
     line_count: int | None = None
+    delimiter: str = ","
+
+
+def check_delimiter(delimiter: str | None) -> str | None:
+    """``delimiter`` if it is one character usable as a CSV delimiter (``\\t`` may be
+    written as two characters); raise :class:`UsageError` otherwise."""
+    if delimiter is None:
+        return None
+    if delimiter in ("\\t", "tab", "TAB"):
+        return "\t"
+    if len(delimiter) != 1 or delimiter in ('"', "\r", "\n") or delimiter.isalnum():
+        raise UsageError(f"a delimiter must be one character such as , ; | or \\t "
+                         f"(not a quote, letter or digit), not {delimiter!r}")
+    return delimiter
 
 
 def open_table(
@@ -45,12 +100,15 @@ def open_table(
     known: tuple[str, ...] = PLACE_COLUMNS,
     text_header: str = "place",
     stdin: IO[str] | None = None,
+    delimiter: str | None = None,
 ) -> Table:
     """Open ``path`` (``-`` for standard input) and find its query column.
 
     Raises :class:`InputError` with a one-line message for a missing or unreadable
-    file, undecodable bytes or a missing column (naming the columns that exist).
+    file, undecodable bytes or a missing column (naming the columns that exist), and
+    (while rows are read) for a quoted field that never closes.
     """
+    delimiter = check_delimiter(delimiter)
     if path == "-":
         stream = _stdin_text(stdin)
         source = "standard input"
@@ -59,23 +117,69 @@ def open_table(
         stream, line_count = _open_file(path)
         source = path
     lines = _checked_lines(stream, source)
-    first = next(lines, None)
-    if first is None:
+    sample: list[str] = []
+    for line in lines:
+        sample.append(line)
+        if len(sample) >= SNIFF_LINES:
+            break
+    if not sample:
         return Table([text_header], 0, iter(()), source, False, 0)
     suffix = os.path.splitext(path)[1].lower()
-    delimiter = "\t" if suffix == ".tsv" else ","
-    header = next(csv.reader([first], delimiter=delimiter), [])
+    if delimiter is None:
+        delimiter = "\t" if suffix == ".tsv" else sniff_delimiter(sample)
+    header = next(csv.reader([sample[0]], delimiter=delimiter), [])
     is_csv = (
         suffix in (".csv", ".tsv")
         or column is not None
-        or any(h.strip().lower() in known for h in header)
+        or any(h.strip().lower().lstrip("\ufeff") in known for h in header)
     )
+    everything = _chain(sample, lines)
     if not is_csv:
-        return Table([text_header], 0, _text_rows(first, lines), source, False, line_count)
-    header = [h.lstrip("\ufeff") for h in header]
+        return Table([text_header], 0, _text_rows(everything), source, False, line_count)
+    record, used = _first_record(everything, delimiter, source)
+    header = [h.lstrip("\ufeff") for h in record]
     index = _find_column(header, column, known, source)
-    rows = _csv_rows(lines, delimiter, len(header))
-    return Table(header, index, rows, source, True, line_count and line_count - 1)
+    rows = _csv_rows(everything, delimiter, len(header), source, used)
+    return Table(header, index, rows, source, True, line_count and line_count - 1, delimiter)
+
+
+def sniff_delimiter(lines: list[str]) -> str:
+    """The delimiter among :data:`DELIMITERS` that splits ``lines`` best (see the
+    module docstring); ``,`` when none splits the header."""
+    best, best_score = ",", (0, 0)
+    for candidate in DELIMITERS:
+        try:
+            records = [r for r in csv.reader(lines, delimiter=candidate) if r]
+        except csv.Error:
+            continue
+        if not records or len(records[0]) < 2:
+            continue
+        width = len(records[0])
+        score = (sum(1 for r in records if len(r) == width), width)
+        if score > best_score:
+            best, best_score = candidate, score
+    return best
+
+
+def unique_names(header: list[str]) -> list[str]:
+    """``header`` with repeated or empty names made unique: ``a, a, "" -> a, a_2, _3``
+    (the keys of JSON output, which cannot repeat a key)."""
+    seen: set[str] = set()
+    names = []
+    for position, name in enumerate(header, 1):
+        candidate = name or f"_{position}"
+        number = 2
+        while candidate in seen:
+            candidate = f"{name or '_'}_{number}"
+            number += 1
+        seen.add(candidate)
+        names.append(candidate)
+    return names
+
+
+def _chain(first: list[str], rest: Iterator[str]) -> Iterator[str]:
+    yield from first
+    yield from rest
 
 
 def _stdin_text(stdin: IO[str] | None) -> IO[str]:
@@ -95,8 +199,10 @@ def _open_file(path: str) -> tuple[IO[str], int | None]:
         raise InputError(f"is a directory, not a file: {path}") from None
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
-    line_count = _count_lines_and_check(raw, path)
-    raw.seek(0)
+    line_count = None
+    if raw.seekable():
+        line_count = _count_lines_and_check(raw, path)
+        raw.seek(0)
     return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="strict", newline=""), line_count
 
 
@@ -135,19 +241,78 @@ def _checked_lines(stream: IO[str], source: str) -> Iterator[str]:
         raise InputError(f"{source} is not UTF-8 text ({exc.reason}); save it as UTF-8") from None
 
 
-def _text_rows(first: str, lines: Iterator[str]) -> Iterator[list[str]]:
-    yield [first.rstrip("\r\n")]
+def _text_rows(lines: Iterator[str]) -> Iterator[Row]:
     for line in lines:
-        yield [line.rstrip("\r\n")]
+        yield Row([line.rstrip("\r\n")])
 
 
-def _csv_rows(lines: Iterator[str], delimiter: str, width: int) -> Iterator[list[str]]:
-    for row in csv.reader(lines, delimiter=delimiter):
-        if not row:
-            continue  # a blank line is not a row (as csv.DictReader does)
-        if len(row) < width:
-            row.extend([""] * (width - len(row)))
-        yield row
+class _Lines:
+    """The physical lines given to ``csv.reader``, watched: a record still open after
+    :data:`MAX_QUOTED_LINES` lines or :data:`MAX_FIELD_CHARS` characters stops the
+    read with an :class:`InputError` naming the line it started on."""
+
+    def __init__(self, lines: Iterator[str], source: str) -> None:
+        self.lines = lines
+        self.source = source
+        self.number = 0  # physical lines handed out
+        self.record_start = 1  # where the record being read started
+        self.record_chars = 0
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self.lines)
+        self.number += 1
+        self.record_chars += len(line)
+        spanned = self.number - self.record_start + 1
+        if spanned > MAX_QUOTED_LINES or self.record_chars > MAX_FIELD_CHARS:
+            raise InputError(
+                f"{self.source}: a quoted field opened on line {self.record_start} is still "
+                f"open after {spanned} lines ({self.record_chars} characters); "
+                "is a closing quote missing?")
+        return line
+
+    def record_done(self) -> None:
+        self.record_start = self.number + 1
+        self.record_chars = 0
+
+
+def _first_record(lines: Iterator[str], delimiter: str, source: str) -> tuple[list[str], int]:
+    """The header, the first record of ``lines`` (consumed from them), and how many
+    physical lines it took."""
+    watched = _Lines(lines, source)
+    for record in csv.reader(watched, delimiter=delimiter):
+        return record, watched.number
+    return [], watched.number
+
+
+def _csv_rows(lines: Iterator[str], delimiter: str, width: int, source: str,
+              header_lines: int) -> Iterator[Row]:
+    watched = _Lines(lines, source)
+    watched.number = header_lines
+    watched.record_start = header_lines + 1
+    reader = csv.reader(watched, delimiter=delimiter)
+    try:
+        for record in reader:
+            start = watched.record_start
+            watched.record_done()
+            if not record:
+                continue  # a blank line is not a row (as csv.DictReader does)
+            if len(record) == width:
+                yield Row(record)
+                continue
+            fields = "field" if len(record) == 1 else "fields"
+            error = f"MalformedRow: line {start} has {len(record)} {fields}, the header has {width}"
+            if len(record) > width:
+                extra = json.dumps(record[width:], ensure_ascii=False)
+                error += f"; the extra cells: {extra}"
+                record = record[:width]
+            else:
+                record = record + [""] * (width - len(record))
+            yield Row(record, error)
+    except csv.Error as exc:
+        raise InputError(f"{source}: line {watched.record_start}: {exc}") from None
 
 
 def _find_column(header: list[str], column: str | None, known: tuple[str, ...],

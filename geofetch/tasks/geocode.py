@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
@@ -13,8 +14,8 @@ from ..cache import CacheEntry
 from ..core.job import Job
 from ..core.ratelimit import RequestGate
 from ..core.retry import RetryPolicy, call_with_retries
-from ..exceptions import InvalidQuery, describe
-from ..models import FAILED, INVALID, MAX_QUERY_LENGTH, NOT_FOUND, OK, GeocodeResult
+from ..exceptions import InvalidAnswer, InvalidQuery, describe
+from ..models import FAILED, INVALID, MAX_QUERY_LENGTH, NOT_FOUND, OK, GeocodeResult, Rejected
 from ..normalize import normalize_query
 from ..options import Progress, RunOptions
 from ..providers import Provider, get_provider
@@ -60,6 +61,10 @@ class GeocodeWorker:
         answer = attempted.value
         assert answer is not None
         attempts = attempted.attempts if self.provider.uses_network else 0
+        problem = check_coordinates(answer.lat, answer.lng)
+        if problem is not None:
+            return GeocodeResult(query, status=FAILED, attempts=attempts, elapsed=elapsed,
+                                 error=redact(describe(problem), self.secrets), raw=answer.raw)
         if not answer.found:
             return GeocodeResult(query, status=NOT_FOUND, attempts=attempts, elapsed=elapsed,
                                  raw=answer.raw)
@@ -73,6 +78,24 @@ class GeocodeWorker:
             elapsed=elapsed,
             raw=answer.raw,
         )
+
+
+def check_coordinates(lat: object, lng: object) -> InvalidAnswer | None:
+    """Why ``(lat, lng)`` is no answer (not finite, out of range, one missing), or None.
+
+    Latitude lies in -90..90 and longitude in -180..180 degrees (WGS 84). ``None``
+    for both is a not-found answer, which is fine.
+    """
+    if lat is None and lng is None:
+        return None
+    for name, value, limit in (("lat", lat, 90.0), ("lng", lng, 180.0)):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return InvalidAnswer(f"{name} is not a number: {value!r}")
+        if not math.isfinite(value):
+            return InvalidAnswer(f"{name} is not finite: {value!r}")
+        if not -limit <= value <= limit:
+            return InvalidAnswer(f"{name} {value!r} is outside -{limit:g}..{limit:g}")
+    return None
 
 
 class GeocodeWork:
@@ -93,6 +116,8 @@ class GeocodeWork:
         """Nothing to release."""
 
     def invalid(self, query: str) -> GeocodeResult | None:
+        if isinstance(query, Rejected):
+            return GeocodeResult(str(query), status=INVALID, error=query.error)
         if not isinstance(query, str):
             problem = InvalidQuery(f"not text but {type(query).__name__}")
         elif not query.strip():

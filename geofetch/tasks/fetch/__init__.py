@@ -79,7 +79,7 @@ from ...core.ratelimit import RequestGate
 from ...core.retry import RetryPolicy
 from ...exceptions import UsageError
 from ...http import DEFAULT_USER_AGENT
-from ...models import FAILED, INVALID, FetchResult
+from ...models import FAILED, INVALID, FetchResult, Rejected
 from ...options import Progress, RunOptions
 from .html import check_selector
 from .urls import check_url, url_key
@@ -119,6 +119,8 @@ class FetchWork:
         return url_key(query)
 
     def invalid(self, query: str) -> FetchResult | None:
+        if isinstance(query, Rejected):
+            return FetchResult(str(query), status=INVALID, error=query.error)
         problem = check_url(query)
         if problem is None:
             return None
