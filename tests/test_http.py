@@ -33,7 +33,7 @@ from geofetch.http import (
     error_for_response,
     retry_after_seconds,
 )
-from geofetch.http.deadline import TICK_SECONDS, watchdog
+from geofetch.http.deadline import COMPACT_AFTER, TICK_SECONDS, watchdog
 from geofetch.http.decoding import decoder_for
 from geofetch.testing.servers import Reply, ScriptedServer
 
@@ -187,6 +187,14 @@ def test_many_requests_leave_no_deadline_behind(server, client):
     time.sleep(0.3 + 5 * TICK_SECONDS)
     assert client.get(server.url + "/", timeout=5).body == b"hello"
     assert server.connections == 1
+
+
+def test_finished_requests_with_long_timeouts_do_not_pile_up(server, client):
+    """Disarmed deadlines an hour away are dropped from the watchdog's heap once
+    they outnumber the live ones: memory follows the requests in flight."""
+    for _ in range(3 * COMPACT_AFTER):
+        client.get(server.url + "/", timeout=3600)
+    assert watchdog().pending <= 2 * COMPACT_AFTER + 2
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")

@@ -304,20 +304,21 @@ class Exchange:
             if ticket.expired():
                 raise self._late()
             data = response.read1(CHUNK_BYTES, decode_content=False)
-            if not data:
-                if decoder is None:
-                    return True
-                data = decoder.flush()
-                decoder = None
-                if not data:
-                    return True
-            elif decoder is not None:
-                data = decoder.decode(data, 0 if max_bytes is None else max_bytes - size + 1)
-            size += len(data)
-            if max_bytes is not None and size > max_bytes:
-                chunks.append(data[: len(data) - (size - max_bytes)])
-                return False
-            chunks.append(data)
+            # a known length read to its end needs no second read to learn it
+            end = not data or response.length_remaining == 0
+            if decoder is not None:
+                if data:
+                    data = decoder.decode(data, 0 if max_bytes is None else max_bytes - size + 1)
+                if end and (max_bytes is None or size + len(data) <= max_bytes):
+                    data += decoder.flush()
+            if data:
+                size += len(data)
+                if max_bytes is not None and size > max_bytes:
+                    chunks.append(data[: len(data) - (size - max_bytes)])
+                    return False
+                chunks.append(data)
+            if end:
+                return True
 
     def _late(self) -> Timeout:
         return Timeout(f"{self._what} not complete within {self._timeout:g} s")

@@ -20,8 +20,10 @@ Once the headers are in, the socket is shut through urllib3's public
 ``HTTPResponse.shutdown()``, which refuses once the connection is back in its
 pool, so a late deadline cannot cut the next request on the same connection.
 Firing and disarming take one lock, so a ticket is either fired or done, never
-both. A disarmed ticket stays in the heap until its deadline passes (no search on
-every request); it then only costs a pop.
+both. A disarmed ticket stays in the heap (no search on every request) until its
+deadline passes or, once disarmed tickets are more than half the heap (and over
+:data:`COMPACT_AFTER`), the heap is rebuilt without them: memory stays bounded by
+the requests in flight, whatever the timeout.
 
 The watchdog starts on the first request, sleeps while no ticket is armed, and
 is replaced in a forked child (``os.register_at_fork``): the parent's thread and
@@ -47,6 +49,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.response import BaseHTTPResponse
 
 __all__ = [
+    "COMPACT_AFTER",
     "TICK_SECONDS",
     "DeadlineConnectionPool",
     "DeadlineHTTPConnection",
@@ -59,6 +62,8 @@ __all__ = [
 
 #: The watchdog's coarsest wake-up interval, seconds: a deadline fires up to this late.
 TICK_SECONDS = 0.02
+#: Disarmed tickets left in the heap before it may be rebuilt without them.
+COMPACT_AFTER = 1024
 
 
 class Ticket:
@@ -92,9 +97,15 @@ class Watchdog:
         self._heap: list[tuple[float, int, Ticket]] = []
         self._order = itertools.count()
         self._wake_at = float("inf")  # when the thread will look next; inf: asleep, idle
+        self._stale = 0  # disarmed tickets still in the heap (about)
         self._thread = threading.Thread(target=self._run, name="geofetch-http-deadlines",
                                         daemon=True)
         self._thread.start()
+
+    @property
+    def pending(self) -> int:
+        """Tickets in the heap: those armed, and some disarmed not yet dropped."""
+        return len(self._heap)
 
     def arm(self, seconds: float) -> Ticket:
         """A ticket expiring ``seconds`` from now, current for this thread's request."""
@@ -111,6 +122,12 @@ class Watchdog:
         with self._lock:
             ticket.done = True
             ticket.connection = ticket.response = None  # the heap keeps it a while
+            if not ticket.fired:
+                self._stale += 1
+                if self._stale > COMPACT_AFTER and 2 * self._stale > len(self._heap):
+                    self._heap = [entry for entry in self._heap if not entry[2].done]
+                    heapq.heapify(self._heap)
+                    self._stale = 0
         return ticket.fired
 
     def _run(self) -> None:
@@ -120,7 +137,9 @@ class Watchdog:
                 heap = self._heap
                 while heap and heap[0][0] <= now:
                     ticket = heapq.heappop(heap)[2]
-                    if not ticket.done:
+                    if ticket.done:
+                        self._stale = max(0, self._stale - 1)
+                    else:
                         ticket.fired = True
                         _shut(ticket)
                 if heap:
