@@ -16,8 +16,6 @@ from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
 import pytest
-import requests
-import responses
 
 from geofetch import exceptions as exc
 from geofetch.core.ratelimit import RequestGate
@@ -26,10 +24,9 @@ from geofetch.exceptions import describe
 from geofetch.providers.base import Answer
 from geofetch.providers.google import GoogleProvider
 from geofetch.providers.nominatim import NominatimProvider
+from geofetch.testing.servers import Reply, ScriptedServer
 
 KEY = "AIzaSECRET-TEST-KEY-123"
-BASE = "http://geo.test"
-URL = f"{BASE}/maps/api/geocode/json"
 OK_BODY = {
     "status": "OK",
     "results": [
@@ -68,8 +65,16 @@ class EdgeRng(random.Random):
 
 
 @pytest.fixture
-def google() -> GoogleProvider:
-    p = GoogleProvider(key=KEY, base_url=BASE)
+def server():
+    """A scripted loopback server: ``server.script(Reply(...), ...)``, then
+    ``server.requests`` are the requests it saw."""
+    with ScriptedServer() as scripted:
+        yield scripted
+
+
+@pytest.fixture
+def google(server) -> GoogleProvider:
+    p = GoogleProvider(key=KEY, base_url=server.url)
     yield p
     p.close()
 
@@ -85,7 +90,7 @@ def gate():
 def run(provider, policy=None, gate=None, sleep=None, rng=None, query="Oslo"):
     fake = FakeTime()
     outcome = call_with_retries(
-        lambda: provider.geocode(query, timeout=5),
+        lambda: provider.geocode(query, timeout=1),
         policy or RetryPolicy(retries=3),
         gate,
         sleep=sleep or fake.sleep,
@@ -98,102 +103,96 @@ def run(provider, policy=None, gate=None, sleep=None, rng=None, query="Oslo"):
 # -- what is retried -------------------------------------------------------------
 
 TRANSIENT = {
-    "http 500": ({"status": 500}, exc.ServerError),
-    "http 503": ({"status": 503}, exc.ServerError),
-    "http 429": ({"status": 429}, exc.RateLimited),
-    "OVER_QUERY_LIMIT": ({"json": {"status": "OVER_QUERY_LIMIT"}}, exc.RateLimited),
-    "UNKNOWN_ERROR": ({"json": {"status": "UNKNOWN_ERROR"}}, exc.ServerError),
-    "connect timeout": ({"body": requests.exceptions.ConnectTimeout("slow")}, exc.Timeout),
-    "read timeout": ({"body": requests.exceptions.ReadTimeout("slow")}, exc.Timeout),
-    "connection error": (
-        {"body": requests.exceptions.ConnectionError("reset")},
-        exc.ConnectionError,
-    ),
+    "http 500": (Reply(status=500), exc.ServerError),
+    "http 503": (Reply(status=503), exc.ServerError),
+    "http 429": (Reply(status=429), exc.RateLimited),
+    "OVER_QUERY_LIMIT": (Reply.json({"status": "OVER_QUERY_LIMIT"}), exc.RateLimited),
+    "UNKNOWN_ERROR": (Reply.json({"status": "UNKNOWN_ERROR"}), exc.ServerError),
+    "no answer in time": (Reply(action="stall"), exc.Timeout),
+    "an answer too slow": (Reply.json(OK_BODY, byte_delay=0.3), exc.Timeout),
+    "connection closed": (Reply(action="close"), exc.ConnectionError),
 }
 
 
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize("retries", [0, 1, 3])
 @pytest.mark.parametrize("case", TRANSIENT, ids=list(TRANSIENT))
-def test_transient_errors_retried_until_retries_run_out(google, mocked, gate, case, retries):
-    kwargs, error_class = TRANSIENT[case]
-    mocked.get(URL, **kwargs)
+def test_transient_errors_retried_until_retries_run_out(google, server, gate, case, retries):
+    reply, error_class = TRANSIENT[case]
+    server.script(reply)
     outcome = run(google, RetryPolicy(retries=retries), gate)
     assert type(outcome.error) is error_class
     assert outcome.attempts == retries + 1
-    assert len(mocked.calls) == retries + 1  # one HTTP request per attempt, no more
+    assert len(server.requests) == retries + 1  # one HTTP request per attempt, no more
     assert gate.requests_sent == retries + 1
     assert len(outcome.waits) == retries
 
 
-def test_transient_then_answer(google, mocked):
-    mocked.get(URL, status=500)
-    mocked.get(URL, json={"status": "UNKNOWN_ERROR"})
-    mocked.get(URL, json=OK_BODY)
+def test_transient_then_answer(google, server):
+    server.script(Reply(status=500), Reply.json({"status": "UNKNOWN_ERROR"}), Reply.json(OK_BODY))
     outcome = run(google, RetryPolicy(retries=3))
     assert outcome.error is None
     assert isinstance(outcome.value, Answer) and outcome.value.lat == 59.91
-    assert outcome.attempts == 3 and len(mocked.calls) == 3
+    assert outcome.attempts == 3 and len(server.requests) == 3
 
 
 PERMANENT = {
-    "INVALID_REQUEST": ({"json": {"status": "INVALID_REQUEST"}}, exc.InvalidRequest),
-    "http 400": ({"status": 400}, exc.InvalidRequest),
-    "http 404": ({"status": 404}, exc.HTTPError),
-    "not json": ({"body": "<html/>"}, exc.HTTPError),
+    "INVALID_REQUEST": (Reply.json({"status": "INVALID_REQUEST"}), exc.InvalidRequest),
+    "http 400": (Reply(status=400), exc.InvalidRequest),
+    "http 404": (Reply(status=404), exc.HTTPError),
+    "not json": (Reply(body=b"<html/>"), exc.HTTPError),
 }
 
 
 @pytest.mark.parametrize("case", PERMANENT, ids=list(PERMANENT))
-def test_permanent_errors_not_retried(google, mocked, case):
-    kwargs, error_class = PERMANENT[case]
-    mocked.get(URL, **kwargs)
+def test_permanent_errors_not_retried(google, server, case):
+    reply, error_class = PERMANENT[case]
+    server.script(reply)
     outcome = run(google, RetryPolicy(retries=5))
     assert type(outcome.error) is error_class
-    assert outcome.attempts == 1 and len(mocked.calls) == 1 and outcome.waits == []
+    assert outcome.attempts == 1 and len(server.requests) == 1 and outcome.waits == []
 
 
-def test_not_found_is_an_answer_not_an_error(google, mocked):
-    mocked.get(URL, json={"status": "ZERO_RESULTS", "results": []})
+def test_not_found_is_an_answer_not_an_error(google, server):
+    server.script(Reply.json({"status": "ZERO_RESULTS", "results": []}))
     outcome = run(google)
     assert outcome.error is None and not outcome.value.found and outcome.attempts == 1
 
 
-def test_nominatim_retried_the_same_way(mocked):
-    nominatim = NominatimProvider("http://osm.test")
-    mocked.get("http://osm.test/search", status=502)
-    mocked.get("http://osm.test/search", json=[])
+def test_nominatim_retried_the_same_way(server):
+    nominatim = NominatimProvider(server.url)
+    server.script(Reply(status=502), Reply.json([]))
     outcome = run(nominatim, RetryPolicy(retries=1))
     assert outcome.error is None and outcome.attempts == 2
-    mocked.replace(responses.GET, "http://osm.test/search", status=400)
+    server.script(Reply(status=400))
     assert run(nominatim, RetryPolicy(retries=3)).attempts == 1
+    nominatim.close()
 
 
 # -- how long it waits -----------------------------------------------------------
 
 
-def test_retry_after_seconds_honoured(google, mocked, gate):
-    mocked.get(URL, status=429, headers={"Retry-After": "7"})
-    mocked.get(URL, status=429, headers={"Retry-After": "7"})
-    mocked.get(URL, json=OK_BODY)
+def test_retry_after_seconds_honoured(google, server, gate):
+    server.script(Reply(status=429, headers=[("Retry-After", "7")]),
+                  Reply(status=429, headers=[("Retry-After", "7")]), Reply.json(OK_BODY))
     outcome = run(google, RetryPolicy(retries=3, backoff_base=0.1), gate)
     assert outcome.error is None and outcome.attempts == 3
     assert len(outcome.waits) == 2
     assert all(wait >= 7 for wait in outcome.waits)
 
 
-def test_retry_after_date_honoured(google, mocked):
+def test_retry_after_date_honoured(google, server):
     when = datetime.now(timezone.utc) + timedelta(seconds=20)
-    mocked.get(URL, status=429, headers={"Retry-After": format_datetime(when, usegmt=True)})
+    server.script(Reply(status=429, headers=[("Retry-After", format_datetime(when, usegmt=True))]))
     outcome = run(google, RetryPolicy(retries=1, backoff_base=0.1))
     assert outcome.attempts == 2 and len(outcome.waits) == 1
     assert outcome.waits[0] >= 18  # the date has one-second resolution
 
 
-def test_retry_after_defers_the_shared_gate(google, mocked):
+def test_retry_after_defers_the_shared_gate(google, server):
     fake = FakeTime()
     with RequestGate(rate=10, _clock=fake.clock, _sleep=fake.sleep) as gate:
-        mocked.get(URL, status=429, headers={"Retry-After": "5"})
-        mocked.get(URL, json=OK_BODY)
+        server.script(Reply(status=429, headers=[("Retry-After", "5")]), Reply.json(OK_BODY))
         # the retry loop does not sleep here, so the gate itself must hold the next request
         outcome = call_with_retries(
             lambda: google.geocode("x", timeout=5),
@@ -205,8 +204,8 @@ def test_retry_after_defers_the_shared_gate(google, mocked):
         assert sum(fake.waits) >= 5
 
 
-def test_backoff_stays_within_full_jitter_bounds(google, mocked):
-    mocked.get(URL, status=500)
+def test_backoff_stays_within_full_jitter_bounds(google, server):
+    server.script(Reply(status=500))
     policy = RetryPolicy(retries=6, backoff_base=0.5, backoff_max=3.0)
     ceilings = [0.5, 1.0, 2.0, 3.0, 3.0, 3.0]
     assert run(google, policy, rng=EdgeRng(upper=True)).waits == ceilings
@@ -220,25 +219,26 @@ def test_backoff_stays_within_full_jitter_bounds(google, mocked):
 
 
 @pytest.mark.parametrize(
-    "kwargs",
+    "reply",
     [
-        {"json": {"status": "REQUEST_DENIED", "error_message": "The provided API key is invalid."}},
-        {"json": {"status": "OVER_DAILY_LIMIT"}},
-        {"status": 403},
-        {"status": 401},
+        Reply.json({"status": "REQUEST_DENIED",
+                    "error_message": "The provided API key is invalid."}),
+        Reply.json({"status": "OVER_DAILY_LIMIT"}),
+        Reply(status=403),
+        Reply(status=401),
     ],
 )
-def test_request_denied_aborts_the_gate(google, mocked, gate, kwargs):
-    mocked.get(URL, **kwargs)
+def test_request_denied_aborts_the_gate(google, server, gate, reply):
+    server.script(reply)
     first = run(google, RetryPolicy(retries=3), gate)
     assert type(first.error) is exc.RequestDenied
-    assert first.attempts == 1 and len(mocked.calls) == 1
+    assert first.attempts == 1 and len(server.requests) == 1
     assert isinstance(gate.aborted(), exc.RequestDenied)
     second = run(google, RetryPolicy(retries=3), gate, query="Bergen")
     assert type(second.error) is exc.RequestDenied
     assert str(second.error) == str(first.error)
     assert second.attempts == 0
-    assert len(mocked.calls) == 1  # no HTTP request after the abort
+    assert len(server.requests) == 1  # no HTTP request after the abort
     # a copy of the gate in another worker sees the same abort
     with pytest.raises(exc.RequestDenied):
         pickle.loads(pickle.dumps(gate)).acquire()
