@@ -104,7 +104,6 @@ class HTTPClient:
         self._pools: dict[_Route, HTTPConnectionPool] = {}
         self._timeouts: dict[float, urllib3.Timeout] = {}
         self._lock = threading.Lock()
-        self._closed = False
 
     def __reduce__(self) -> Any:
         raise TypeError("an HTTPClient holds live connections: build one per worker "
