@@ -35,7 +35,7 @@ from geofetch.http import (
 )
 from geofetch.http.deadline import COMPACT_AFTER, TICK_SECONDS, watchdog
 from geofetch.http.decoding import decoder_for
-from geofetch.testing.servers import Reply, ScriptedServer
+from geofetch.testing.servers import Reply, ScriptedServer, TunnelProxy
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -446,6 +446,20 @@ def test_explicit_proxies_replace_the_environment(server, monkeypatch):
     with HTTPClient(proxies={"http": server.url}) as client:
         assert client.get("http://geo.invalid/x", timeout=5).status == 200
     assert server.requests[0].target == "http://geo.invalid/x"
+
+
+def test_https_proxy_tunnels_and_the_deadline_still_holds(tls_server, certificate,
+                                                         monkeypatch):
+    monkeypatch.setenv("NO_PROXY", "")
+    with TunnelProxy() as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        with HTTPClient(verify=certificate[0]) as client:
+            assert client.get(tls_server.url + "/", timeout=10).body == PAGE
+            tls_server.script(Reply(body=b"[          ]", byte_delay=1.0))
+            error, took = timed(client.get, tls_server.url + "/", timeout=2)
+        assert type(error) is exc.Timeout and took < 6
+        port = tls_server.url.rsplit(":", 1)[1]
+        assert proxy.tunnels and set(proxy.tunnels) == {f"127.0.0.1:{port}"}
 
 
 def test_an_unsupported_proxy_scheme_is_a_connection_error(monkeypatch):

@@ -19,6 +19,9 @@ Connections are kept alive (unless a reply closes them). Each request is recorde
 connections accepted. ``tls`` (an ``ssl.SSLContext`` for a server) serves HTTPS.
 Leaving the ``with`` block stops everything at once: every wait is cut short, every
 connection shut, every thread joined.
+
+:class:`TunnelProxy` is an HTTP proxy that only tunnels (``CONNECT host:port``), to
+loopback targets only, for ``HTTPS_PROXY`` tests; it records the ``CONNECT`` targets.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
-__all__ = ["Reply", "ScriptedServer", "Seen"]
+__all__ = ["Reply", "ScriptedServer", "Seen", "TunnelProxy"]
 
 
 @dataclass
@@ -247,3 +250,107 @@ def _phrase(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Unknown"
+
+
+class TunnelProxy:
+    """A ``CONNECT``-only proxy on loopback (see the module docstring). ``tunnels``
+    lists each ``host:port`` asked for; a target off loopback is refused (403)."""
+
+    def __init__(self) -> None:
+        self.tunnels: list[str] = []
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._sockets: set[socket.socket] = set()
+        self._threads: list[threading.Thread] = []
+        self._listener: socket.socket | None = None
+        self._port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._port}"
+
+    def __enter__(self) -> TunnelProxy:
+        listener = socket.create_server(("127.0.0.1", 0))
+        listener.settimeout(0.05)
+        self._listener, self._port = listener, listener.getsockname()[1]
+        self._spawn(self._accept)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stopping.set()
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for thread in list(self._threads):
+            thread.join(timeout=5)
+        if self._listener is not None:
+            self._listener.close()
+
+    def _spawn(self, target: Any, *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True,
+                                  name="geofetch-tunnel-proxy")
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept(self) -> None:
+        assert self._listener is not None
+        while not self._stopping.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._spawn(self._tunnel, client)
+
+    def _keep(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.add(sock)
+
+    def _tunnel(self, client: socket.socket) -> None:
+        self._keep(client)
+        upstream: socket.socket | None = None
+        try:
+            reader = client.makefile("rb")
+            request = reader.readline(65537).decode("latin-1").split()
+            while reader.readline(65537) not in (b"\r\n", b"\n", b""):
+                pass
+            target = request[1] if len(request) == 3 and request[0] == "CONNECT" else ""
+            host, _, port = target.rpartition(":")
+            with self._lock:
+                self.tunnels.append(target)
+            if host not in ("127.0.0.1", "localhost") or not port.isdigit():
+                client.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+                return
+            upstream = socket.create_connection((host, int(port)), timeout=10)
+            self._keep(upstream)
+            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            self._spawn(self._pipe, upstream, client)
+            self._pipe(client, upstream)
+        except OSError:
+            pass
+        finally:
+            for sock in (client, upstream):
+                if sock is not None:
+                    try:
+                        sock.close()
+                    except OSError:
+                        pass
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while not self._stopping.is_set():
+                data = source.recv(65536)
+                if not data:
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        try:
+            sink.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
