@@ -20,7 +20,7 @@ from geofetch.cli import serve as serve_cli
 from geofetch.cli.env import Environment
 from geofetch.core.ratelimit import RequestGate
 from geofetch.exceptions import UsageError
-from geofetch.server import GOOGLE_PATH, NOMINATIM_PATH, LocalServer, ServerConfig, _TokenBucket
+from geofetch.server import GOOGLE_PATH, NOMINATIM_PATH, LocalServer, ServerConfig, TokenBucket
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -152,7 +152,7 @@ def test_google_rate_limit_answers_over_query_limit():
 
 
 def test_rate_limit_passes_a_burst_of_one_second_then_the_rate():
-    bucket = _TokenBucket(10)
+    bucket = TokenBucket(10)
     assert [bucket.admit(0.0) for _ in range(15)].count(True) == 10
     assert bucket.admit(0.05) is False  # half a token
     assert bucket.admit(0.1) is True
@@ -162,7 +162,7 @@ def test_rate_limit_passes_a_burst_of_one_second_then_the_rate():
 
 
 def test_rate_limit_never_refuses_a_paced_client_whose_requests_jitter():
-    bucket = _TokenBucket(10)
+    bucket = TokenBucket(10)
     # Paced at exactly the rate, every other request 80 ms late: a one-second
     # sliding window would see 11 requests and refuse; the bucket does not.
     arrivals = [k / 10 + (0.08 if k % 2 == 0 else 0.0) for k in range(100)]
@@ -484,3 +484,57 @@ def test_cli_serves_until_a_signal_and_logs_per_second_counts(signum):
     assert "geofetch serve: 2 requests" in err
     assert "second     0: 2 requests" in err
     assert KEY not in line + out + err
+
+
+# ---------------------------------------------------------------- HTTP details
+
+
+def raw_exchange(url: str, request: bytes) -> bytes:
+    """Send one raw request, read until the server closes (``Connection: close``)."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data
+
+
+def test_head_answers_the_headers_only(url):
+    data = raw_exchange(
+        url, f"HEAD {NOMINATIM_PATH}?q=Berlin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        .encode(),
+    )
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"Content-Length: 0\r\n" not in head and body == b""
+
+
+@pytest.mark.parametrize(
+    ("connection", "kept"), [("", False), ("Connection: keep-alive\r\n", True)]
+)
+def test_http_1_0_keeps_the_connection_only_when_asked(url, connection, kept):
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(f"GET {NOMINATIM_PATH}?q=Osaka HTTP/1.0\r\n{connection}\r\n".encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(65536)
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert (b"Connection: keep-alive" in head) == kept
+
+
+def test_a_repeated_request_is_parsed_once_and_answered_alike():
+    request = f"GET {GOOGLE_PATH}?address=Zadar HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    server = LocalServer(latency=0.0)
+    with server as url:
+        answers = [raw_exchange(url, request.encode()) for _ in range(3)]
+        # Not the same bytes: parsed, and still refused if malformed.
+        other = raw_exchange(url, request.replace("Host: x", "Host: x\x00").encode())
+        stats = server.stats()
+    bodies = {answer.partition(b"\r\n\r\n")[2] for answer in answers}
+    assert len(bodies) == 1 and b"Zadar, Croatia" in bodies.pop()
+    assert other.startswith(b"HTTP/1.1 400 ")
+    assert stats["heads_parsed"] == 1  # the first of the three (the other was refused)
+    assert stats["heads_remembered"] == 1
+    assert stats["total"] == 3 and stats["per_query"] == {"Zadar": 3}
