@@ -13,8 +13,15 @@ Scenarios: zero-latency Google and Nominatim lookups (throughput), then a
 ``--latency`` run with ``--in-flight`` connections (concurrency: the server's own
 ``max_in_flight`` count is reported). Measurements only; nothing is asserted.
 
+By default each client cycles through 2,500 names, so after the first round every
+request is one the server has seen: its memos (the encoded answer, and h11's reading
+of the request head) serve it. ``--unique N`` makes the first N requests of each
+client distinct byte for byte (a ``&n=`` counter the server ignores; the query, so the
+answer memo, is unchanged), which measures parsing every request head.
+
     python benchmarks/bench_server.py [--duration 5] [--processes 2] [--connections 32]
                                       [--latency 0.25] [--in-flight 512] [--no-wrk]
+                                      [--unique N]
 """
 
 from __future__ import annotations
@@ -41,12 +48,17 @@ from geofetch.bench import bench_names  # noqa: E402
 from geofetch.server import GOOGLE_PATH, NOMINATIM_PATH, LocalServer  # noqa: E402
 
 
-def request_bytes(host: str, port: int, api: str, names: list[str]) -> list[bytes]:
-    """Pre-encoded keep-alive GET requests, one per name."""
+def request_bytes(
+    host: str, port: int, api: str, names: list[str], unique: int = 0
+) -> list[bytes]:
+    """Pre-encoded keep-alive GET requests, one per name (``unique`` > 0: that many,
+    the names in turn, each target made distinct by an ``&n=`` counter)."""
     if api == "google":
         targets = [f"{GOOGLE_PATH}?address={quote(n)}&key=bench" for n in names]
     else:
         targets = [f"{NOMINATIM_PATH}?q={quote(n)}&format=json" for n in names]
+    if unique:
+        targets = [f"{targets[k % len(targets)]}&n={k}" for k in range(unique)]
     return [
         f"GET {t} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: bench\r\n\r\n".encode()
         for t in targets
@@ -106,16 +118,20 @@ class _Connection(asyncio.Protocol):
             self.done.set_result(None)
 
 
-async def _drive(url: str, api: str, names: list[str], connections: int, seconds: float):
+async def _drive(
+    url: str, api: str, names: list[str], connections: int, seconds: float, unique: int = 0
+):
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    requests = request_bytes(host, port, api, names)
+    requests = request_bytes(host, port, api, names, unique)
     loop = asyncio.get_running_loop()
     deadline = time.monotonic() + seconds
     protocols = []
     for i in range(connections):
         done = loop.create_future()
-        factory = functools.partial(_Connection, requests, i * 7919, deadline, done)
+        # With --unique, connections start evenly apart, so none repeats another's.
+        stride = len(requests) // connections if unique else 7919
+        factory = functools.partial(_Connection, requests, i * stride, deadline, done)
         _, protocol = await loop.create_connection(factory, host, port)
         protocols.append(protocol)
     await asyncio.gather(*(p.done for p in protocols))
@@ -128,15 +144,21 @@ async def _drive(url: str, api: str, names: list[str], connections: int, seconds
 
 
 def client_process(
-    url: str, api: str, names: list[str], connections: int, seconds: float
+    url: str, api: str, names: list[str], connections: int, seconds: float, unique: int = 0
 ) -> tuple[dict[int, int], list[float]]:
     """One load-generating process: ``connections`` connections for ``seconds``."""
-    statuses, latencies = asyncio.run(_drive(url, api, names, connections, seconds))
+    statuses, latencies = asyncio.run(_drive(url, api, names, connections, seconds, unique))
     return dict(statuses), latencies
 
 
 def python_load(
-    url: str, api: str, names: list[str], processes: int, connections: int, seconds: float
+    url: str,
+    api: str,
+    names: list[str],
+    processes: int,
+    connections: int,
+    seconds: float,
+    unique: int = 0,
 ) -> dict[str, Any]:
     """Run the built-in load generator; return requests/s, statuses, latency percentiles."""
     per_process = max(1, connections // processes)
@@ -144,7 +166,9 @@ def python_load(
         pool.submit(int).result()  # processes started before the clock runs
         started = time.perf_counter()
         futures = [
-            pool.submit(client_process, url, api, names[i::processes], per_process, seconds)
+            pool.submit(
+                client_process, url, api, names[i::processes], per_process, seconds, unique
+            )
             for i in range(processes)
         ]
         results = [f.result() for f in futures]
@@ -215,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--in-flight", type=int, default=512, help="connections (concurrency)")
     parser.add_argument("--no-wrk", action="store_true", help="skip wrk even if installed")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument(
+        "--unique", type=int, default=0, metavar="N",
+        help="each client's first N requests distinct (default 0: cycle through names)",
+    )
     args = parser.parse_args(argv)
 
     names = bench_names(5000)
@@ -247,7 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, api, latency, connections in scenarios:
         server = LocalServer(latency=latency, key="bench", subprocess=True)
         with server as url:
-            client = python_load(url, api, names, args.processes, connections, args.duration)
+            client = python_load(
+                url, api, names, args.processes, connections, args.duration, args.unique
+            )
             record(f"python client: {name}, {connections} conns", client, server_view(server))
         if have_wrk:
             server = LocalServer(latency=latency, key="bench", subprocess=True)
