@@ -110,6 +110,49 @@ def test_utf8_location_is_read_as_utf8():
     assert response.location == "http://x.test/zaż"
 
 
+def test_a_connection_the_server_dropped_while_idle_is_replaced_not_an_error(server, client):
+    server.script(Reply(body=b"first", hang_up=True), Reply(body=b"second"))
+    assert client.get(server.url + "/", timeout=5).body == b"first"
+    deadline = time.monotonic() + 10
+    while server.connections < 1 or not _closed_by_server(server):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert client.get(server.url + "/", timeout=5).body == b"second"
+    assert server.connections == 2
+
+
+def _closed_by_server(server: ScriptedServer) -> bool:
+    return len(server.requests) == 1 and not server.open_connections
+
+
+def test_connect_timeout_is_a_timeout(client):
+    """A listener whose backlog is full leaves a further connect unanswered."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    queued = []
+    try:
+        for _ in range(64):
+            probe = socket.socket()
+            probe.settimeout(0.3)
+            try:
+                probe.connect(("127.0.0.1", port))
+            except TimeoutError:
+                probe.close()
+                break
+            queued.append(probe)
+        else:
+            pytest.skip("this system answers connects beyond the listen backlog")
+        error, took = timed(client.get, f"http://127.0.0.1:{port}/", timeout=0.5)
+        assert type(error) is exc.Timeout and str(error) == "no answer within 0.5 s"
+        assert took < 5
+    finally:
+        for probe in queued:
+            probe.close()
+        listener.close()
+
+
 def test_close_delimited_body_is_read_to_the_end(server, client):
     server.script(Reply(body=b"x" * 100_000, length=False))
     response = client.get(server.url + "/", timeout=5)

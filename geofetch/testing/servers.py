@@ -43,7 +43,8 @@ class Reply:
     (hang up unanswered). ``delay`` seconds before answering; ``header_delay`` and
     ``byte_delay`` seconds between the bytes of the head and of the body; ``length``
     False sends no ``Content-Length`` and closes after the body; ``close`` True ends
-    the connection after this answer."""
+    the connection after this answer (saying so: ``Connection: close``); ``hang_up``
+    True ends it without a word, as a server's idle timeout does."""
 
     status: int = 200
     body: bytes = b""
@@ -55,6 +56,7 @@ class Reply:
     byte_delay: float = 0.0
     length: bool = True
     close: bool = False
+    hang_up: bool = False
 
     @classmethod
     def json(cls, document: Any, status: int = 200, **options: Any) -> Reply:
@@ -105,6 +107,12 @@ class ScriptedServer:
             return self.replies[min(index, len(self.replies) - 1)]
 
     # -- lifecycle -----------------------------------------------------------------
+
+    @property
+    def open_connections(self) -> int:
+        """Connections accepted and not yet ended on the server's side."""
+        with self._lock:
+            return len(self._sockets)
 
     @property
     def url(self) -> str:
@@ -232,7 +240,7 @@ class ScriptedServer:
         elif not (self._send(conn, head, reply.header_delay)
                   and self._send(conn, reply.body, reply.byte_delay)):
             return False
-        return not closing
+        return not (closing or reply.hang_up)
 
     def _send(self, conn: socket.socket, data: bytes, byte_delay: float) -> bool:
         if not byte_delay:
