@@ -13,7 +13,8 @@ class FakeProvider(Provider):
     """Answers from the query itself; some queries misbehave on purpose.
 
     ``boom`` raises, ``exit`` raises SystemExit, ``die`` kills its worker process,
-    ``sigkill`` SIGKILLs it, ``slow`` sleeps, ``nothing`` is not found,
+    ``sigkill`` SIGKILLs it, ``slow`` sleeps, ``hang`` sleeps an hour, ``stop``
+    SIGSTOPs its process, ``nothing`` is not found,
     ``unpicklable`` returns a value that cannot be pickled.
     """
 
@@ -39,6 +40,10 @@ class FakeProvider(Provider):
             os.kill(os.getpid(), signal.SIGKILL)
         if query == "slow":
             time.sleep(0.5)
+        if query == "hang":  # a call that ignores every timeout
+            time.sleep(3600)
+        if query == "stop":  # the worker process stops itself, as SIGSTOP from outside
+            os.kill(os.getpid(), signal.SIGSTOP)
         if query == "nothing":
             return Answer(raw={"q": query})
         if query == "unpicklable":
@@ -77,3 +82,12 @@ def events(log: str) -> list[tuple[str, int, int]]:
             return [(e, int(p), int(t)) for e, p, t in (line.split() for line in f)]
     except FileNotFoundError:
         return []
+
+
+class DiesOnOpen(FakeProvider):
+    """A provider whose worker process is SIGKILLed as it starts, every time."""
+
+    name = "dies-on-open"
+
+    def open(self) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)

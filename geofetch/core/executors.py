@@ -87,6 +87,8 @@ WorkerSpec = Callable[[], Worker]
 
 _MAX_FAILED_STARTS = 3
 _FLUSH_SECONDS = 0.05
+#: What a worker process sends once it has built its worker.
+_READY = "ready"
 #: How long :meth:`Executor.stop` waits for busy workers before it returns anyway.
 STOP_GRACE_SECONDS = 0.8
 
@@ -140,8 +142,13 @@ class Executor(ABC):
     workers: int
 
     @abstractmethod
-    def start(self, spec: WorkerSpec) -> None:
-        """Get ready to run tasks on workers built by ``spec`` (once per worker)."""
+    def start(self, spec: WorkerSpec, *, task_seconds: float | None = None) -> None:
+        """Get ready to run tasks on workers built by ``spec`` (once per worker).
+
+        ``task_seconds``: the longest one task may take (None: no bound). A task past
+        it is ``failed`` with ``WorkerTimeout``; its worker is replaced (a thread is
+        abandoned, a process killed) and the run goes on.
+        """
 
     @abstractmethod
     def submit(self, task_id: int, payload: Any, *, alone: bool = False) -> None:
@@ -181,8 +188,8 @@ class SerialExecutor(Executor):
         self._built = False
         self._done: Completed = []
 
-    def start(self, spec: WorkerSpec) -> None:
-        self._spec = spec
+    def start(self, spec: WorkerSpec, *, task_seconds: float | None = None) -> None:
+        self._spec = spec  # a serial task runs in the caller: nothing can abandon it
 
     def submit(self, task_id: int, payload: Any, *, alone: bool = False) -> None:
         if not self._built:
@@ -214,18 +221,24 @@ class ThreadExecutor(Executor):
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self._spec: WorkerSpec | None = None
+        self._task_seconds: float | None = None
         self._tasks: queue.SimpleQueue[tuple[int, Any] | None] = queue.SimpleQueue()
         self._done: queue.SimpleQueue[tuple[int, Outcome]] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._idle = 0  # threads waiting for a task
         self._stopping = False
+        # thread ident -> (task id, started): the task each busy thread runs
+        self._running: dict[int, tuple[int, float]] = {}
+        self._abandoned: set[int] = set()  # threads whose task timed out
 
-    def start(self, spec: WorkerSpec) -> None:
+    def start(self, spec: WorkerSpec, *, task_seconds: float | None = None) -> None:
         self._spec = spec
+        self._task_seconds = task_seconds
 
     def _loop(self) -> None:
         assert self._spec is not None
+        me = threading.get_ident()
         worker, init_error = build(self._spec)
         try:
             while not self._stopping:
@@ -237,10 +250,16 @@ class ThreadExecutor(Executor):
                 if task is None or self._stopping:
                     return
                 task_id, payload = task
+                if self._task_seconds is not None:
+                    self._running[me] = (task_id, time.monotonic())
                 try:
                     outcome = capture(worker, payload, init_error)
                 except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt: the caller's
                     outcome = ("raise", exc)
+                with self._lock:
+                    self._running.pop(me, None)
+                    if me in self._abandoned:
+                        return  # its task was already failed: this answer is too late
                 self._done.put((task_id, outcome))
         finally:
             close(worker)
@@ -248,8 +267,13 @@ class ThreadExecutor(Executor):
     def submit(self, task_id: int, payload: Any, *, alone: bool = False) -> None:
         assert self._spec is not None, "start() first"
         self._tasks.put((task_id, payload))
+        self._grow()
+
+    def _grow(self) -> None:
+        """Start a thread if tasks wait, no thread is idle, and the pool is not full."""
         with self._lock:
-            if self._idle >= self._tasks.qsize() or len(self._threads) >= self.workers:
+            working = len(self._threads) - len(self._abandoned)
+            if self._idle >= self._tasks.qsize() or working >= self.workers:
                 return
             thread = threading.Thread(target=self._loop, daemon=True,
                                       name=f"geofetch-worker-{len(self._threads)}")
@@ -257,21 +281,40 @@ class ThreadExecutor(Executor):
         thread.start()
 
     def completed(self, timeout: float | None) -> Completed:
+        done = self._overdue()
         try:
-            done = [self._done.get(timeout=timeout)]
+            done.append(self._done.get(timeout=0 if done else timeout))
         except queue.Empty:
-            return []
+            return done
         while True:
             try:
                 done.append(self._done.get_nowait())
             except queue.Empty:
                 return done
 
+    def _overdue(self) -> Completed:
+        """Tasks past ``task_seconds``: failed now; their threads are abandoned."""
+        if self._task_seconds is None or not self._running:
+            return []
+        limit = time.monotonic() - self._task_seconds
+        late: Completed = []
+        with self._lock:
+            for ident, (task_id, started) in list(self._running.items()):
+                if started < limit:
+                    del self._running[ident]
+                    self._abandoned.add(ident)
+                    error = (f"WorkerTimeout: no result within {self._task_seconds:g} s; "
+                             "the worker thread was abandoned")
+                    late.append((task_id, ("error", error)))
+        for _ in late:
+            self._grow()  # a replacement for each abandoned thread
+        return late
+
     def stop(self, *, wait: bool = True) -> None:
         if not wait:
             self._stopping = True  # running tasks finish, queued ones are dropped
         with self._lock:
-            threads = list(self._threads)
+            threads = [t for t in self._threads if t.ident not in self._abandoned]
         for _ in threads:
             self._tasks.put(None)
         deadline = time.monotonic() + (30.0 if wait else STOP_GRACE_SECONDS)
@@ -284,7 +327,8 @@ class ThreadExecutor(Executor):
 
 
 def _process_main(conn: Any, spec: WorkerSpec) -> None:
-    """A worker process: build the worker once, serve batches of tasks, close it.
+    """A worker process: build the worker once, say it is ready, serve batches of
+    tasks, close it.
 
     Results go back one message per batch (or every ``_FLUSH_SECONDS`` within a slow
     batch): one message per task would make the parent's pipe reads the bottleneck.
@@ -292,6 +336,11 @@ def _process_main(conn: Any, spec: WorkerSpec) -> None:
     # Ctrl-C reaches the whole process group; the parent decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     worker, init_error = build(spec)
+    try:
+        conn.send(_READY)
+    except (EOFError, OSError):
+        close(worker)
+        return
     try:
         _serve(conn, worker, init_error)
     finally:
@@ -351,12 +400,28 @@ class _Worker:
         self.conn = conn
         self.outstanding: deque[tuple[int, Any]] = deque()
         self.dead = False
-        self.answered = False
+        self.ready = False  # it built its worker (so it imported the task)
+        self.answered = False  # it finished a task
         self.suspect = False
+        self.progress_at = time.monotonic()  # its last answer, or work given when idle
+        self.timed_out = False
 
 
 class ProcessExecutor(Executor):
-    """Worker processes fed through one pipe each, healed when one dies."""
+    """Worker processes fed through one pipe each, healed when one dies or hangs.
+
+    A worker that holds tasks and sends nothing for ``task_seconds`` (stopped,
+    deadlocked, stuck in a call that ignores timeouts) is killed and replaced; its
+    tasks are lost ones (run again alone once, then ``failed``: ``WorkerTimeout``).
+
+    When the pool cannot keep workers alive (:data:`_MAX_FAILED_STARTS` in a row die
+    before finishing a task), it stops starting them: every task held or still to
+    come is ``failed`` with ``WorkerDied``, and the run ends with those rows. Only
+    when those workers all exited with an error during start-up, before they could
+    build their worker (a signal is not an error), is it raised instead as
+    :class:`~geofetch.exceptions.WorkerStartError` with the ``__main__`` hint: that
+    is how a script without an ``if __name__ == "__main__":`` guard fails.
+    """
 
     kind = "process"
 
@@ -378,10 +443,15 @@ class ProcessExecutor(Executor):
         self._pool: list[_Worker] = []
         self._closed = False
         self._failed_starts = 0
+        self._start_errors = 0  # of those, deaths by an error exit before being ready
+        self._task_seconds: float | None = None
+        self._broken: str | None = None  # why the pool gave up on its workers
+        self._given_up: Completed = []
 
-    def start(self, spec: WorkerSpec) -> None:
+    def start(self, spec: WorkerSpec, *, task_seconds: float | None = None) -> None:
         """Start ``workers`` processes; each builds its worker from ``spec`` once."""
         self._spec = spec
+        self._task_seconds = task_seconds
         for _ in range(self.workers):
             self._pool.append(self._spawn())
 
@@ -406,6 +476,9 @@ class ProcessExecutor(Executor):
         return [w.process.pid for w in self._pool if not w.dead]
 
     def submit(self, task_id: int, payload: Any, *, alone: bool = False) -> None:
+        if self._broken is not None:
+            self._given_up.append((task_id, ("error", self._broken)))
+            return
         (self._suspects if alone else self._pending).append((task_id, payload))
 
     def _dispatch(self) -> None:
@@ -427,6 +500,8 @@ class ProcessExecutor(Executor):
                     break
 
     def _send(self, worker: _Worker, batch: list[tuple[int, Any]], suspect: bool = False) -> bool:
+        if not worker.outstanding:
+            worker.progress_at = time.monotonic()
         worker.outstanding.extend(batch)
         worker.suspect = suspect
         try:
@@ -436,26 +511,47 @@ class ProcessExecutor(Executor):
             return False  # it died: its sentinel reports it, its tasks come back
 
     def completed(self, timeout: float | None) -> Completed:
+        done, self._given_up = self._given_up, []
         self._dispatch()
         live = [w for w in self._pool if not w.dead]
         handles = [w.conn for w in live] + [w.process.sentinel for w in live]
-        ready = set(wait_for_ready(handles, timeout))
-        done: Completed = []
+        if done or not handles:
+            timeout = 0
+        elif self._task_seconds is not None and timeout is not None:
+            timeout = min(timeout, self._task_seconds)
+        ready = set(wait_for_ready(handles, timeout)) if handles else set()
         for worker in live:
             if worker.conn in ready:
                 self._receive(worker, done)
             if worker.process.sentinel in ready or worker.dead:
                 self._bury(worker, done)
+        self._kill_hung(done)
         self._dispatch()
         return done
+
+    def _kill_hung(self, done: Completed) -> None:
+        """Kill (and so replace) every worker that has held tasks too long in silence."""
+        if self._task_seconds is None:
+            return
+        limit = time.monotonic() - self._task_seconds
+        for worker in [w for w in self._pool if not w.dead]:
+            if worker.outstanding and worker.progress_at < limit:
+                worker.timed_out = True
+                worker.process.kill()  # SIGKILL ends even a stopped (SIGSTOP) process
+                self._bury(worker, done)
 
     def _receive(self, worker: _Worker, done: Completed) -> None:
         try:
             while worker.conn.poll():
-                for task_id, outcome in worker.conn.recv():
+                message = worker.conn.recv()
+                if message == _READY:
+                    worker.ready = True
+                    continue
+                for task_id, outcome in message:
                     self._forget(worker, task_id)
                     done.append((task_id, outcome))
                 worker.answered = True
+                worker.progress_at = time.monotonic()
                 if not worker.outstanding:
                     worker.suspect = False
         except (EOFError, OSError):
@@ -469,7 +565,8 @@ class ProcessExecutor(Executor):
                 return
 
     def _bury(self, worker: _Worker, done: Completed) -> None:
-        """A worker died: report every task it held lost, and replace it.
+        """A worker died (or was killed, hung): report every task it held lost, and
+        replace it.
 
         Which of a batch's tasks killed it is unknown, so each is reported lost; the
         engine runs a lost task again alone (``alone=True``), where a second death
@@ -480,22 +577,50 @@ class ProcessExecutor(Executor):
         worker.process.join(timeout=5)
         code = worker.process.exitcode
         cause = f"signal {-code}" if code is not None and code < 0 else f"code {code}"
+        if worker.timed_out:
+            error = (f"WorkerTimeout: the worker process sent nothing for "
+                     f"{self._task_seconds:g} s and was killed")
+        else:
+            error = f"WorkerDied: worker process exited with {cause}"
         for task_id, _ in worker.outstanding:
-            done.append((task_id, ("lost", f"WorkerDied: worker process exited with {cause}")))
+            done.append((task_id, ("lost", error)))
         worker.outstanding.clear()
         worker.conn.close()
         self._pool.remove(worker)
-        self._failed_starts = 0 if worker.answered else self._failed_starts + 1
+        if worker.answered or worker.timed_out:
+            self._failed_starts = self._start_errors = 0
+        else:
+            self._failed_starts += 1
+            error_exit = code is not None and code > 0 and not worker.ready
+            self._start_errors = self._start_errors + 1 if error_exit else 0
         if self._failed_starts >= _MAX_FAILED_STARTS:
-            self.stop(wait=False)
-            raise WorkerStartError(
-                f"{_MAX_FAILED_STARTS} worker processes in a row died before finishing a task "
-                f"(the last exited with {cause}); a script that "
-                "uses executor='process' must guard its entry point with "
-                "`if __name__ == '__main__':`"
-            )
+            self._give_up(cause, done)
+            return
         if not self._closed:
             self._pool.append(self._spawn())
+
+    def _give_up(self, cause: str, done: Completed) -> None:
+        """Stop starting workers: fail every task held or to come (or, for a script
+        without a ``__main__`` guard, raise WorkerStartError)."""
+        if self._start_errors >= _MAX_FAILED_STARTS:
+            self.stop(wait=False)
+            raise WorkerStartError(
+                f"{_MAX_FAILED_STARTS} worker processes in a row exited with an error "
+                f"while starting, before they could run a task (the last with {cause}); "
+                "a script that uses executor='process' must guard its entry point with "
+                "`if __name__ == '__main__':`")
+        self._broken = (f"WorkerDied: the pool could not keep worker processes alive: "
+                        f"{_MAX_FAILED_STARTS} in a row died before finishing a task "
+                        f"(the last exited with {cause})")
+        for task_id, _ in [*self._pending, *self._suspects]:
+            done.append((task_id, ("error", self._broken)))
+        for worker in self._pool:
+            for task_id, _ in worker.outstanding:
+                done.append((task_id, ("error", self._broken)))
+            worker.outstanding.clear()
+        self._pending.clear()
+        self._suspects.clear()
+        self.stop(wait=False)
 
     def stop(self, *, wait: bool = True) -> None:
         """Ask every worker to close and exit; terminate, then kill, those that don't."""

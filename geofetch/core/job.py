@@ -47,6 +47,8 @@ R = TypeVar("R")
 
 #: Answers kept after their rows are written, so a repeat soon after is not asked again.
 RECENT_ANSWERS = 1024
+#: Seconds a row may take beyond its requests' own bounds before its worker is hung.
+TASK_MARGIN_SECONDS = 5.0
 
 
 class Work(Protocol[R]):
@@ -147,7 +149,8 @@ class Job(Generic[R]):
             stack.enter_context(self._progress_bar())
             executor = make_executor(self.options.executor, self.options.workers)
             self.executor = executor
-            executor.start(self.work.worker_spec(self.gate, self.policy, self.options.timeout))
+            executor.start(self.work.worker_spec(self.gate, self.policy, self.options.timeout),
+                           task_seconds=self.task_seconds(executor.capacity))
             stack.callback(lambda: executor.stop(wait=self._run is not None
                                                  and self._run.finished))
         except BaseException:
@@ -161,6 +164,22 @@ class Job(Generic[R]):
         stack, self._stack = self._stack, None
         if stack is not None:
             stack.close()
+
+    def task_seconds(self, in_flight: int) -> float:
+        """The longest one row may take before its worker counts as hung (seconds).
+
+        Each of the work's ``requests_per_task`` requests may take ``timeout`` per
+        attempt, the backoff between attempts, and a ``Retry-After`` wait of at most
+        ``4 * backoff_max``; the gate may make it wait behind ``in_flight`` others at
+        the run's rate; plus :data:`TASK_MARGIN_SECONDS`.
+        """
+        options, policy = self.options, self.policy
+        backoff = sum(min(policy.backoff_max, policy.backoff_base * 2.0 ** n)
+                      + 4 * policy.backoff_max for n in range(options.retries))
+        per_request = options.timeout * (options.retries + 1) + backoff
+        gate_wait = in_flight / self.rate if self.rate else 0.0
+        hops: int = getattr(self.work, "requests_per_task", 1)
+        return hops * per_request + gate_wait + TASK_MARGIN_SECONDS
 
     def _close_gate(self) -> None:
         if self.gate is not None:

@@ -83,7 +83,7 @@ from ...models import FAILED, INVALID, FetchResult, Rejected
 from ...options import Progress, RunOptions
 from .html import check_selector
 from .urls import check_url, url_key
-from .worker import FetchOptions, FetchWorker
+from .worker import MAX_REDIRECTS, ROBOTS_REDIRECTS, FetchOptions, FetchWorker
 
 __all__ = [
     "FetchOptions", "FetchWork", "fetch_job", "fetch_many", "fetch_options", "iter_fetch",
@@ -108,6 +108,8 @@ class FetchWork:
     #: No rate limit unless ``rate`` is given: the per-host cap and robots.txt's
     #: ``Crawl-delay`` keep a crawl polite per site.
     default_rate: float | None = None
+    #: The most requests one URL can take: its hops, and a robots.txt (with its own).
+    requests_per_task = MAX_REDIRECTS + 1 + ROBOTS_REDIRECTS + 1
 
     def __init__(self, options: FetchOptions | None = None) -> None:
         self.options = options or FetchOptions()

@@ -1,0 +1,67 @@
+"""Workers that hang or keep dying never hang the run or lose a row (issue 16, 4-5)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from geofetch import geocode_many
+from geofetch.exceptions import WorkerStartError
+
+from .fakes import DiesOnOpen, FakeProvider
+
+ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+@pytest.mark.timeout(120)
+def test_a_thread_past_its_deadline_fails_its_row_and_the_run_ends():
+    places = ["a", "bb", "hang", "ccc", "dd"] * 2
+    results = geocode_many(places, provider=FakeProvider(), executor="thread", workers=2,
+                           timeout=0.5, retries=0)
+    assert [r.query for r in results] == places
+    statuses = [(r.status, (r.error or "").split(":")[0]) for r in results]
+    assert statuses == [("ok", ""), ("ok", ""), ("failed", "WorkerTimeout"), ("ok", ""),
+                        ("ok", "")] * 2
+
+
+@pytest.mark.timeout(180)
+def test_a_stopped_worker_process_is_killed_and_replaced_and_every_row_comes_back():
+    places = [f"p{i}" for i in range(60)]
+    places[17] = "stop"  # its process SIGSTOPs itself, as `kill -STOP` would
+    results = geocode_many(places, provider=FakeProvider(delay=0.01), executor="process",
+                           workers=4, timeout=0.5, retries=0)
+    assert [r.query for r in results] == places
+    failed = [(r.query, r.error) for r in results if r.status != "ok"]
+    assert [query for query, _ in failed] == ["stop"]
+    assert failed[0][1].startswith("WorkerTimeout: the worker process sent nothing for")
+
+
+@pytest.mark.timeout(180)
+def test_workers_killed_as_they_start_fail_every_row_without_the_main_hint():
+    places = [f"p{i}" for i in range(200)]
+    results = geocode_many(places, provider=DiesOnOpen(), executor="process", workers=2)
+    assert [r.query for r in results] == places
+    assert {r.status for r in results} == {"failed"}
+    assert {r.error.split(":")[0] for r in results} == {"WorkerDied"}
+    assert all("__main__" not in r.error for r in results)
+    assert "could not keep worker processes alive" in results[-1].error
+
+
+@pytest.mark.timeout(180)
+def test_a_script_without_a_main_guard_is_told_so(tmp_path):
+    script = tmp_path / "unguarded.py"
+    script.write_text(textwrap.dedent("""
+        from geofetch import geocode_many
+        print(geocode_many(["Berlin", "Osaka"], executor="process", workers=2))
+    """), encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=150, env={**os.environ, "PYTHONPATH": ROOT}, cwd=tmp_path)
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"{WorkerStartError.__module__}.WorkerStartError: ")
+    assert "__main__" in last
