@@ -37,8 +37,11 @@ The class name is what a row's ``error`` shows, so leaves are named for the read
         │   ├── RobotsDisallowed      robots.txt forbids the URL (fetch)
         │   └── TooLarge              the body is over max_bytes (fetch)
         └── RunAborted                the whole run must stop asking (CLI exit 3)
-            ├── RequestDenied         REQUEST_DENIED, OVER_DAILY_LIMIT, HTTP 401/403
-            └── BudgetExhausted       --max-requests spent
+            ├── RequestDenied         REQUEST_DENIED, OVER_DAILY_LIMIT, a spent daily
+            │                         quota, HTTP 401/403
+            ├── BudgetExhausted       --max-requests spent
+            ├── Throttled             --max-throttled rate-limit answers in a row
+            └── WaitTooLong           a Retry-After longer than --max-wait
 
 Every class name a row's ``error`` shows is a class of this module: an exception of
 any other class raised by a task is written ``TaskError: OtherClass: message``.
@@ -203,6 +206,15 @@ class RequestDenied(RunAborted):
 
 class BudgetExhausted(RunAborted):
     """The run's request budget (``max_requests``) is spent."""
+
+
+class Throttled(RunAborted):
+    """The provider answered ``max_throttled`` requests in a row with a rate limit
+    (HTTP 429, 503 with Retry-After, ``OVER_QUERY_LIMIT``), however slowly asked."""
+
+
+class WaitTooLong(RunAborted):
+    """The provider asked (``Retry-After``) for a wait longer than ``max_wait``."""
 
 
 def describe(exc: BaseException) -> str:

@@ -38,6 +38,10 @@ class RunOptions:
       together (default 10).
     * ``cache``: a SQLite file path, a cache object, or ``None``/``False`` for none.
     * ``max_requests``: the run's request budget, retries included (``None``: none).
+    * ``max_throttled``: rate-limit answers in a row that stop the run as a spent
+      quota does (default 20; ``None``: never). Each one halves the run's rate.
+    * ``max_wait``: the longest ``Retry-After`` honoured, seconds (default 300); a
+      longer one stops the run.
     * ``progress``: ``True`` for a bar on stderr, or a callable given each result.
 
     Raises :class:`~geofetch.exceptions.UsageError` for any value out of range.
@@ -50,6 +54,8 @@ class RunOptions:
     timeout: float = 10.0
     cache: Any = None
     max_requests: int | None = None
+    max_throttled: int | None = 20
+    max_wait: float = 300.0
     progress: Progress = False
 
     def __post_init__(self) -> None:
@@ -59,6 +65,8 @@ class RunOptions:
         _check_int("workers", self.workers, minimum=1, optional=True)
         _check_int("retries", self.retries, minimum=0)
         _check_int("max_requests", self.max_requests, minimum=0, optional=True)
+        _check_int("max_throttled", self.max_throttled, minimum=1, optional=True)
+        _check_number("max_wait", self.max_wait, minimum=0.0, optional=False)
         _check_number("rate", self.rate, minimum=0.0, optional=True)
         _check_number("timeout", self.timeout, minimum=0.0, optional=False, above=True)
         if not (self.cache is None or self.cache is False

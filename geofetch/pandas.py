@@ -34,6 +34,8 @@ def geocode_dataframe(
     timeout: float = 10.0,
     cache: Any = None,
     max_requests: int | None = None,
+    max_throttled: int | None = 20,
+    max_wait: float = 300.0,
     progress: Progress = False,
 ) -> pd.DataFrame:
     """Return a copy of ``df`` with ``lat``, ``lng``, ``formatted_address``, ``status``
@@ -58,6 +60,7 @@ def geocode_dataframe(
     results = iter_geocode(places, provider=provider, key=key, base_url=base_url,
                            executor=executor, workers=workers, rate=rate, retries=retries,
                            timeout=timeout, cache=cache, max_requests=max_requests,
+                           max_throttled=max_throttled, max_wait=max_wait,
                            progress=progress)
     for result in results:
         for name, value in result.columns().items():

@@ -114,11 +114,14 @@ class Job(Generic[R]):
         rate = self.options.rate
         #: Requests per second for the whole run (None: no limit).
         self.rate = (work.default_rate if rate is None else rate) or None
-        self.policy = RetryPolicy(retries=self.options.retries)
+        self.policy = RetryPolicy(retries=self.options.retries, max_wait=self.options.max_wait)
         self.counts: Counter[str] = Counter({status: 0 for status in STATUSES})
         self.aborted: RunAborted | None = None
         self.elapsed = 0.0
         self.requests = 0
+        #: Rate-limit answers seen, and the rate in force at the end (None: no limit).
+        self.throttled = 0
+        self.final_rate: float | None = None
         self.gate: RequestGate | None = None
         self.cache: Cache | None = None
         self.executor: Executor | None = None
@@ -137,6 +140,7 @@ class Job(Generic[R]):
         try:
             if self.work.uses_network:
                 self.gate = RequestGate(self.rate, self.options.max_requests,
+                                        max_throttled=self.options.max_throttled,
                                         processes=self.options.executor == "process")
                 stack.callback(self._close_gate)
             if self.work.cacheable:
@@ -170,12 +174,12 @@ class Job(Generic[R]):
 
         Each of the work's ``requests_per_task`` requests may take ``timeout`` per
         attempt, the backoff between attempts, and a ``Retry-After`` wait of at most
-        ``4 * backoff_max``; the gate may make it wait behind ``in_flight`` others at
+        ``max_wait``; the gate may make it wait behind ``in_flight`` others at
         the run's rate; plus :data:`TASK_MARGIN_SECONDS`.
         """
         options, policy = self.options, self.policy
         backoff = sum(min(policy.backoff_max, policy.backoff_base * 2.0 ** n)
-                      + 4 * policy.backoff_max for n in range(options.retries))
+                      + policy.max_wait for n in range(options.retries))
         per_request = options.timeout * (options.retries + 1) + backoff
         gate_wait = in_flight / self.rate if self.rate else 0.0
         hops: int = getattr(self.work, "requests_per_task", 1)
@@ -183,8 +187,14 @@ class Job(Generic[R]):
 
     def _close_gate(self) -> None:
         if self.gate is not None:
-            self.requests = self.gate.requests_sent
+            self._read_gate()
             self.gate.close()
+
+    def _read_gate(self) -> None:
+        assert self.gate is not None
+        self.requests = self.gate.requests_sent
+        self.throttled = self.gate.throttle_count
+        self.final_rate = self.gate.current_rate
 
     @contextlib.contextmanager
     def _progress_bar(self) -> Iterator[None]:
@@ -294,7 +304,7 @@ class Job(Generic[R]):
         finally:
             self.elapsed = time.perf_counter() - started
             if self.gate is not None:
-                self.requests = self.gate.requests_sent
+                self._read_gate()
 
     @property
     def total(self) -> int:
@@ -302,11 +312,16 @@ class Job(Generic[R]):
         return sum(self.counts.values())
 
     def summary(self) -> str:
-        """``N rows: A ok, B not_found, C invalid, D failed in S s (R rows/s)``."""
+        """``N rows: A ok, B not_found, C invalid, D failed in S s (R rows/s)``, and
+        ``; T rate-limit answers, final rate F/s`` when the provider throttled."""
         rate = self.total / self.elapsed if self.elapsed > 0 else 0.0
         c = self.counts
-        return (
+        line = (
             f"{self.total} rows: {c['ok']} ok, {c['not_found']} not_found, "
             f"{c['invalid']} invalid, {c['failed']} failed in {self.elapsed:.2f} s "
             f"({rate:.1f} rows/s)"
         )
+        if self.throttled:
+            final = f"{self.final_rate:.3g}/s" if self.final_rate else "no limit"
+            line += f"; {self.throttled} rate-limit answers, final rate {final}"
+        return line

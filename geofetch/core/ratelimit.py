@@ -29,6 +29,17 @@ not per thread). ``time.monotonic`` is one clock for every process on the machin
 The same record counts requests against ``max_requests`` and carries the reason a
 run was aborted (credentials refused, budget spent), so one worker's discovery
 stops every other worker before its next request.
+
+**Backing off together (AIMD).** A rate-limit answer (:meth:`RequestGate.throttled`)
+halves the run's current rate, for every thread and process at once, as TCP halves
+its window on a loss and Scrapy's AutoThrottle slows a crawl: the halving happens
+once per round of requests (only for an answer to a request sent after the last
+halving, so a burst of answers to requests already in flight counts once), down to
+1/64 of the configured rate (0.1/s for a run without one, which starts from the
+rate observed over the last second). Each clean answer (:meth:`RequestGate.succeeded`)
+adds back 1/20 of the configured rate, up to it. ``max_throttled`` rate-limit
+answers in a row, with no clean answer between them, stop the run
+(:class:`~geofetch.exceptions.Throttled`) as a spent quota does.
 """
 
 from __future__ import annotations
@@ -44,18 +55,38 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..exceptions import BudgetExhausted, RequestDenied, RunAborted, UsageError
+from ..exceptions import (
+    BudgetExhausted,
+    RequestDenied,
+    RunAborted,
+    Throttled,
+    UsageError,
+    WaitTooLong,
+)
 
 # TAT (float seconds), requests sent (int), abort kind (int), reason length (int)
 _HEADER = struct.Struct("<dqii")
-_REASON_MAX = 472
+_REASON_MAX = 400
+# The back-off state: current rate (0: none), halve only for tickets after this one,
+# rate-limit answers in a row, in all, start of the current 1 s window, requests in it,
+# requests in the window before.
+_AIMD = struct.Struct("<dqqqdqq")
+_AIMD_AT = 424
 # The last actual release time (float seconds) sits at the end of the record.
 _RELEASE = struct.Struct("<d")
 _RELEASE_AT = 504
 #: Fraction of the nominal rate actually scheduled (see the module docstring).
 HEADROOM = 0.975
 _SIZE = 512
-_ABORT_CLASSES: dict[int, type[RunAborted]] = {1: RequestDenied, 2: BudgetExhausted}
+#: The lowest a rate is halved to: this fraction of the configured rate ...
+FLOOR_FRACTION = 1 / 64
+#: ... or this many requests per second for a run without a configured rate.
+FLOOR_UNLIMITED = 0.1
+#: A clean answer adds back this fraction of the configured rate.
+RECOVERY_FRACTION = 1 / 20
+_ABORT_CLASSES: dict[int, type[RunAborted]] = {
+    1: RequestDenied, 2: BudgetExhausted, 3: Throttled, 4: WaitTooLong,
+}
 _ABORT_KINDS = {cls: kind for kind, cls in _ABORT_CLASSES.items()}
 # Sleep in short steps so a sleeping worker notices an abort promptly.
 _SLEEP_STEP = 0.25
@@ -65,7 +96,8 @@ class RequestGate:
     """What every request passes through before it is sent.
 
     ``rate`` is requests per second for the whole run (``None`` or 0: no limit);
-    ``max_requests`` caps the requests of the run, retries included (``None``: no cap).
+    ``max_requests`` caps the requests of the run, retries included (``None``: no cap);
+    ``max_throttled`` rate-limit answers in a row stop the run (``None``: never).
     Picklable: a copy in another process shares the same state. ``processes=False``
     (a thread or serial run) skips the cross-process ``flock``: two system calls
     per request, each a chance for another thread to take the GIL.
@@ -76,6 +108,7 @@ class RequestGate:
         rate: float | None = None,
         max_requests: int | None = None,
         *,
+        max_throttled: int | None = None,
         processes: bool = True,
         _clock: Callable[[], float] = time.monotonic,
         _sleep: Callable[[float], None] = time.sleep,
@@ -86,6 +119,7 @@ class RequestGate:
             raise UsageError(f"max_requests must be 0 or more, not {max_requests}")
         self.rate = rate or None
         self.max_requests = max_requests
+        self.max_throttled = max_throttled
         self.processes = processes
         self._clock = _clock
         self._sleep = _sleep
@@ -98,11 +132,17 @@ class RequestGate:
         if processes:
             directory = "/dev/shm" if os.path.isdir("/dev/shm") else None
             fd, self.path = tempfile.mkstemp(prefix="geofetch-gate-", dir=directory)
-            os.write(fd, bytes(_SIZE))
+            os.write(fd, self._initial_record())
             os.close(fd)
         else:  # one process: an anonymous map, no file to leave behind
             self._map = mmap.mmap(-1, _SIZE)
+            self._map[:] = self._initial_record()
             self._pid = _pid
+
+    def _initial_record(self) -> bytes:
+        record = bytearray(_SIZE)
+        _AIMD.pack_into(record, _AIMD_AT, self.rate or 0.0, 0, 0, 0, self._clock(), 0, 0)
+        return bytes(record)
 
     def _reset_local(self) -> None:
         self._pid = None
@@ -154,8 +194,9 @@ class RequestGate:
 
     # -- public -----------------------------------------------------------------
 
-    def acquire(self) -> None:
-        """Wait for this request's slot; raise :class:`RunAborted` if the run stopped."""
+    def acquire(self) -> int:
+        """Wait for this request's slot; return its ticket (1 for the run's first
+        request, 2 for the next, ...); raise :class:`RunAborted` if the run stopped."""
         with self._locked():
             tat, count, kind, reason = self._read()
             if kind:
@@ -165,14 +206,72 @@ class RequestGate:
                 self._set_abort(BudgetExhausted, reason)
                 raise BudgetExhausted(reason)
             now = self._clock()
+            data = self._mapped()
+            rate, cut_after, in_row, total, window, in_window, before = _AIMD.unpack_from(
+                data, _AIMD_AT)
+            if now - window >= 1.0:  # a new one-second window (for a run without a rate)
+                before = in_window if now - window < 2.0 else 0
+                window, in_window = now, 0
+            _AIMD.pack_into(data, _AIMD_AT, rate, cut_after, in_row, total, window,
+                            in_window + 1, before)
             start = now
-            if self.rate:
+            if rate:
                 start = max(tat, now)
-                tat = start + 1.0 / (HEADROOM * self.rate)
+                tat = start + 1.0 / (HEADROOM * rate)
             self._write(tat, count + 1)
         self._wait_until(start)
-        if self.rate:
-            self._release(self.rate)
+        if rate:
+            self._release(rate)
+        return count + 1
+
+    def throttled(self, ticket: int) -> None:
+        """Request ``ticket`` got a rate-limit answer: slow the whole run (see the
+        module docstring); stop it after ``max_throttled`` such answers in a row."""
+        with self._locked():
+            data = self._mapped()
+            _, count, kind, _ = _HEADER.unpack_from(data, 0)
+            rate, cut_after, in_row, total, window, in_window, before = _AIMD.unpack_from(
+                data, _AIMD_AT)
+            in_row, total = in_row + 1, total + 1
+            if ticket > cut_after:
+                if self.rate:
+                    base, floor = rate or self.rate, self.rate * FLOOR_FRACTION
+                else:
+                    base, floor = rate or float(max(before, in_window, 1)), FLOOR_UNLIMITED
+                rate, cut_after = max(floor, base / 2), count
+            _AIMD.pack_into(data, _AIMD_AT, rate, cut_after, in_row, total, window,
+                            in_window, before)
+            if self.max_throttled is not None and in_row >= self.max_throttled and not kind:
+                self._set_abort(Throttled, (
+                    f"{in_row} rate-limit answers in a row (--max-throttled "
+                    f"{self.max_throttled}), the last at {rate:.3g} requests/s: the "
+                    "provider's quota looks spent"))
+
+    def succeeded(self) -> None:
+        """A clean answer: the run speeds up again, by steps, to its configured rate."""
+        with self._locked():
+            data = self._mapped()
+            rate, cut_after, in_row, total, window, in_window, before = _AIMD.unpack_from(
+                data, _AIMD_AT)
+            if not in_row and (not rate or rate == self.rate):
+                return  # nothing to recover (the common case: no write)
+            if self.rate:
+                rate = min(self.rate, rate + self.rate * RECOVERY_FRACTION)
+            elif rate:
+                rate *= 1 + RECOVERY_FRACTION
+            _AIMD.pack_into(data, _AIMD_AT, rate, cut_after, 0, total, window, in_window,
+                            before)
+
+    @property
+    def throttle_count(self) -> int:
+        """Rate-limit answers seen by the whole run."""
+        return int(_AIMD.unpack_from(self._mapped(), _AIMD_AT)[3])
+
+    @property
+    def current_rate(self) -> float | None:
+        """The rate in force now (requests per second; None: no limit)."""
+        rate = float(_AIMD.unpack_from(self._mapped(), _AIMD_AT)[0])
+        return rate or None
 
     def _release(self, rate: float) -> None:
         """Keep actual sends at least ``1 / rate`` apart.

@@ -187,6 +187,8 @@ def iter_geocode(
     timeout: float = 10.0,
     cache: Any = None,
     max_requests: int | None = None,
+    max_throttled: int | None = 20,
+    max_wait: float = 300.0,
     progress: Progress = False,
 ) -> Iterator[GeocodeResult]:
     """Geocode ``places`` lazily: one result per place, in input order, in bounded
@@ -197,7 +199,7 @@ def iter_geocode(
     """
     options = RunOptions(executor=executor, workers=workers, rate=rate, retries=retries,
                          timeout=timeout, cache=cache, max_requests=max_requests,
-                         progress=progress)
+                         max_throttled=max_throttled, max_wait=max_wait, progress=progress)
     job = geocode_job(places, provider=provider, key=key, base_url=base_url, options=options)
     return _iterate(job)
 
@@ -220,6 +222,8 @@ def geocode_many(
     timeout: float = 10.0,
     cache: Any = None,
     max_requests: int | None = None,
+    max_throttled: int | None = 20,
+    max_wait: float = 300.0,
     progress: Progress = False,
 ) -> list[GeocodeResult]:
     """Geocode every place; return one :class:`GeocodeResult` per place, in order.
@@ -228,7 +232,8 @@ def geocode_many(
       :class:`~geofetch.providers.Provider` instance; ``key`` and ``base_url`` go to
       a provider named by string.
     * ``executor``, ``workers``, ``rate``, ``retries``, ``timeout`` (seconds per
-      request, whole), ``cache``, ``max_requests``, ``progress``: see
+      request, whole), ``cache``, ``max_requests``, ``max_throttled``, ``max_wait``,
+      ``progress``: see
       :class:`~geofetch.options.RunOptions` (``rate=None``: the provider's default,
       ``0``: no limit).
 
@@ -238,4 +243,5 @@ def geocode_many(
     return list(iter_geocode(places, provider=provider, key=key, base_url=base_url,
                              executor=executor, workers=workers, rate=rate, retries=retries,
                              timeout=timeout, cache=cache, max_requests=max_requests,
+                             max_throttled=max_throttled, max_wait=max_wait,
                              progress=progress))

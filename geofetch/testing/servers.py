@@ -30,6 +30,7 @@ import json
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -74,6 +75,7 @@ class Seen:
     target: str
     headers: dict[str, str]  # names lower-cased
     connection: int  # 1 for the first connection accepted, ...
+    at: float = field(default_factory=time.monotonic)  # when its head was read
 
 
 class ScriptedServer:

@@ -225,6 +225,8 @@ def iter_fetch(
     timeout: float = 10.0,
     cache: Any = None,
     max_requests: int | None = None,
+    max_throttled: int | None = 20,
+    max_wait: float = 300.0,
     progress: Progress = False,
 ) -> Iterator[FetchResult]:
     """Fetch ``urls`` lazily: one result per URL, in input order, bounded memory.
@@ -236,7 +238,7 @@ def iter_fetch(
                           ignore_robots=ignore_robots, user_agent=user_agent)
     options = RunOptions(executor=executor, workers=workers, rate=rate, retries=retries,
                          timeout=timeout, cache=cache, max_requests=max_requests,
-                         progress=progress)
+                         max_throttled=max_throttled, max_wait=max_wait, progress=progress)
     return _iterate(fetch_job(urls, fetch=fetch, options=options))
 
 
@@ -260,6 +262,8 @@ def fetch_many(
     timeout: float = 10.0,
     cache: Any = None,
     max_requests: int | None = None,
+    max_throttled: int | None = 20,
+    max_wait: float = 300.0,
     progress: Progress = False,
 ) -> list[FetchResult]:
     """Fetch every URL; return one :class:`FetchResult` per URL, in order.
@@ -272,8 +276,9 @@ def fetch_many(
     * ``executor``, ``workers``, ``rate`` (``None``: no limit for fetch, as ``0``),
       ``retries`` (429, 5xx, timeouts, lost connections), ``timeout`` (seconds per
       request, whole: connect, headers and body), ``max_requests`` (robots.txt
-      included), ``progress``: see :class:`~geofetch.options.RunOptions`;
-      ``cache`` is accepted and ignored (pages are never cached).
+      included), ``max_throttled``, ``max_wait``, ``progress``: see
+      :class:`~geofetch.options.RunOptions`; ``cache`` is accepted and ignored
+      (pages are never cached).
 
     Raises :class:`UsageError` for a bad option, before any request.
     """
@@ -281,4 +286,5 @@ def fetch_many(
                            ignore_robots=ignore_robots, user_agent=user_agent,
                            executor=executor, workers=workers, rate=rate, retries=retries,
                            timeout=timeout, cache=cache, max_requests=max_requests,
+                           max_throttled=max_throttled, max_wait=max_wait,
                            progress=progress))
