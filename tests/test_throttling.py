@@ -103,3 +103,21 @@ def test_a_short_retry_after_is_honoured_by_every_worker(cli, tmp_path):
     later = [at for at in seen[1:] if at > seen[0] + 0.5]
     assert len(later) >= len(seen) - 1 - 3  # at most the 3 already in flight came sooner
     assert min(later) - seen[0] >= 0.95
+
+
+@pytest.mark.timeout(120)
+def test_a_spent_daily_quota_stops_the_run_at_once(cli, tmp_path, monkeypatch):
+    # Before: OVER_QUERY_LIMIT saying the daily quota is spent was retried 4 times a row.
+    monkeypatch.setenv("GOOGLE_MAPS_API_KEY", "AIzaSyTEST-daily-quota-key")
+    spent = Reply.json({"status": "OVER_QUERY_LIMIT", "results": [],
+                        "error_message": "You have exceeded your daily request quota for "
+                                         "this API."})
+    with ScriptedServer(spent) as server:
+        result = cli(["geocode", _places(tmp_path, 5), "--provider", "google",
+                      "--base-url", server.url, "--workers", "1", "--no-cache"])
+        count = len(server.requests)
+    assert result.status == 3, result.stderr
+    assert count == 1
+    rows = result.stdout.splitlines()[1:]
+    assert len(rows) == 5 and all("RequestDenied: OVER_QUERY_LIMIT: You have exceeded your "
+                                  "daily request quota" in row for row in rows)

@@ -29,6 +29,7 @@ accepted: Google's own start with ``AIza``, but a compatible server (``--base-ur
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 from urllib.parse import quote_plus, urlencode
 
@@ -58,6 +59,11 @@ GOOGLE_STATUS_ERRORS: dict[str, type[ProviderError]] = {
     "REQUEST_DENIED": RequestDenied,
     "OVER_DAILY_LIMIT": RequestDenied,
 }
+
+#: An ``OVER_QUERY_LIMIT`` whose message says a daily quota is spent ("You have
+#: exceeded your daily request quota for this API.") cannot succeed today: it stops
+#: the run as ``OVER_DAILY_LIMIT`` does, instead of being retried as a rate limit.
+DAILY_QUOTA = re.compile(r"\bdaily\b|\bper day\b", re.IGNORECASE)
 
 
 class GoogleProvider(Provider):
@@ -143,6 +149,8 @@ class GoogleProvider(Provider):
             if body.get("error_message"):
                 message += f": {str(body['error_message']).strip()}"
             error = GOOGLE_STATUS_ERRORS.get(status, HTTPError)
+            if status == "OVER_QUERY_LIMIT" and DAILY_QUOTA.search(message):
+                error = RequestDenied
             raise error(redact(message, self.secrets()), status_code=200)
         results = body.get("results") or []
         if status == "ZERO_RESULTS" or not results:
