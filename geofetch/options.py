@@ -14,7 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ._version import __version__
 from .exceptions import UsageError
+
+#: The User-Agent geofetch sends unless told otherwise: its name and version.
+DEFAULT_USER_AGENT = f"geofetch/{__version__} (+https://github.com/geofetch/geofetch)"
 
 #: The executors a run can use: a thread pool (the default, for network-bound work),
 #: a process pool (CPU-bound work) or the calling thread alone.

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from ..io.readers import URL_COLUMNS
 from ..models import FETCH_COLUMNS
 from .argtypes import positive_int
-from .common import add_run_options, execute, read_table, run_options, setup_logging
+from .common import (
+    add_run_options,
+    execute,
+    read_table,
+    run_options,
+    setup_logging,
+)
 from .env import Environment
+from .identity import DEFAULT_AGENT, EMAIL_ENV, USER_AGENT_ENV, add_identity_options
 
 
 def register(subparsers: Any) -> None:
@@ -33,6 +41,7 @@ def register(subparsers: Any) -> None:
                              "(default 10000000)")
     parser.add_argument("--ignore-robots", action="store_true",
                         help="do not read or obey robots.txt")
+    add_identity_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -47,8 +56,13 @@ def run(args: argparse.Namespace, env: Environment) -> int:
 
     setup_logging(args.verbose, env.stderr, ())
     # Options first: a bad selector or option fails before any input is read.
+    agent = args.user_agent or os.environ.get(USER_AGENT_ENV) or None
+    email = args.email or os.environ.get(EMAIL_ENV) or None
+    if email:  # a contact for the sites' operators, as crawlers give one
+        agent = f"{agent or DEFAULT_AGENT} (+mailto:{email})"
     fetch = fetch_options(select=args.select, per_host=args.per_host,
-                          max_bytes=args.max_bytes, ignore_robots=args.ignore_robots)
+                          max_bytes=args.max_bytes, ignore_robots=args.ignore_robots,
+                          user_agent=agent)
     options = run_options(args)
     table = read_table(args, env, known=URL_COLUMNS, text_header="url", cache=None)
     job = fetch_job((), fetch=fetch, options=options)

@@ -18,6 +18,7 @@ from .common import (
     setup_logging,
 )
 from .env import Environment
+from .identity import EMAIL_ENV, USER_AGENT_ENV, add_identity_options
 
 
 def register(subparsers: Any) -> None:
@@ -31,6 +32,7 @@ def register(subparsers: Any) -> None:
                         help="offline (default, no key, no network), google or nominatim")
     parser.add_argument("--base-url", metavar="URL",
                         help="send requests here (a self-hosted or local server)")
+    add_identity_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -38,11 +40,18 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     from .. import geocode_job
     from ..providers import get_provider
 
-    settings: dict[str, Any] = {"base_url": args.base_url}
+    settings: dict[str, Any] = {"base_url": args.base_url, "user_agent": args.user_agent,
+                                "email": args.email}
     if args.provider == "google":
         settings["key"] = os.environ.get("GOOGLE_MAPS_API_KEY")
+    if args.provider == "nominatim":  # the one provider that takes them
+        settings["user_agent"] = args.user_agent or os.environ.get(USER_AGENT_ENV) or None
+        settings["email"] = args.email or os.environ.get(EMAIL_ENV) or None
     provider = get_provider(args.provider, **settings)
     setup_logging(args.verbose, env.stderr, provider.secrets())
+    warning = provider.policy_warning()
+    if warning:
+        env.stderr.write(f"geofetch: warning: {warning}\n")
     cache = cache_path(args, provider.cacheable)
     options = run_options(args, cache)  # every option checked before the input is opened
     table = read_table(args, env, known=PLACE_COLUMNS, text_header="place", cache=cache)

@@ -114,6 +114,11 @@ class Job(Generic[R]):
         rate = self.options.rate
         #: Requests per second for the whole run (None: no limit).
         self.rate = (work.default_rate if rate is None else rate) or None
+        max_rate: float | None = getattr(work, "max_rate", None)
+        if max_rate is not None and (self.rate is None or self.rate > max_rate):
+            asked = "no limit" if self.rate is None else f"{self.rate:g} requests/s"
+            raise UsageError(f"rate: {asked} is more than this service allows "
+                             f"({max_rate:g} per second, by its usage policy)")
         self.policy = RetryPolicy(retries=self.options.retries, max_wait=self.options.max_wait)
         self.counts: Counter[str] = Counter({status: 0 for status in STATUSES})
         self.aborted: RunAborted | None = None

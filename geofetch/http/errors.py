@@ -24,7 +24,6 @@ from urllib.parse import urlsplit
 
 import urllib3.exceptions as u3
 
-from .._version import __version__
 from ..exceptions import (
     ConnectionError,
     HTTPError,
@@ -36,6 +35,7 @@ from ..exceptions import (
     Timeout,
     UsageError,
 )
+from ..options import DEFAULT_USER_AGENT
 from ..redact import RedactingFilter, redact
 from .response import Response
 
@@ -50,7 +50,6 @@ __all__ = [
     "scrub_chain",
 ]
 
-DEFAULT_USER_AGENT = f"geofetch/{__version__} (+https://github.com/geofetch/geofetch)"
 
 #: HTTP status -> error for every answer a provider cannot use. Any other 5xx is a
 #: ServerError, anything else (404, 3xx, ...) an HTTPError.

@@ -42,6 +42,9 @@ class Provider(ABC):
 
     name: ClassVar[str]
     default_rate: ClassVar[float | None] = None
+    #: The most requests per second the service allows (None: no limit known);
+    #: a run asking for more is refused.
+    max_rate: float | None = None
     uses_network: ClassVar[bool] = True
     cacheable: ClassVar[bool] = True
 
@@ -58,6 +61,10 @@ class Provider(ABC):
         Returns an :class:`Answer` (``NOT_FOUND`` fields when nothing matches) or
         raises a :class:`geofetch.exceptions.ProviderError` subclass.
         """
+
+    def policy_warning(self) -> str | None:
+        """One line to warn a user whose run goes against the service's usage policy."""
+        return None
 
     def cache_namespace(self) -> str:
         """What, besides the query, decides the answer (provider, base URL, ...)."""

@@ -15,7 +15,7 @@ fail the same way for the same HTTP status.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote_plus, urlencode
+from urllib.parse import quote_plus, urlencode, urlsplit
 
 from ..exceptions import HTTPError
 from ..http import (
@@ -30,6 +30,10 @@ from ..redact import redact
 from .base import Answer, Provider
 
 NOMINATIM_URL = "https://nominatim.openstreetmap.org"
+#: The public server's host, and its usage policy: at most 1 request per second, an
+#: identifying User-Agent (or a contact), no distributed or heavy use.
+PUBLIC_HOST = "nominatim.openstreetmap.org"
+POLICY_URL = "https://operations.osmfoundation.org/policies/nominatim/"
 
 
 class NominatimProvider(Provider):
@@ -39,6 +43,10 @@ class NominatimProvider(Provider):
     ``user_agent`` replaces geofetch's own; ``email`` is sent as Nominatim's
     ``email`` parameter (its operators' preferred contact); ``language`` as
     ``accept-language``.
+
+    Against the public server (:data:`PUBLIC_HOST`) ``max_rate`` is 1 request per
+    second, as its usage policy (:data:`POLICY_URL`) says: a run asking for more is
+    a :class:`~geofetch.exceptions.UsageError`.
     """
 
     name = "nominatim"
@@ -54,6 +62,10 @@ class NominatimProvider(Provider):
         language: str | None = None,
     ) -> None:
         self.base_url = check_base_url(base_url)
+        self.public = urlsplit(self.base_url).hostname == PUBLIC_HOST
+        #: The most requests per second this server allows (None: no limit known).
+        self.max_rate = 1.0 if self.public else None
+        self.custom_agent = bool(user_agent)
         self.user_agent = user_agent or DEFAULT_USER_AGENT
         self.email = email
         self.language = language
@@ -66,6 +78,13 @@ class NominatimProvider(Provider):
             extra.append(("email", email))
         self._url_head = f"{self.base_url}/search?q="
         self._url_tail = "&" + urlencode(extra)
+
+    def policy_warning(self) -> str | None:
+        """A warning when the public server is asked with no way to reach us."""
+        if not self.public or self.email or self.custom_agent:
+            return None
+        return (f"the public Nominatim asks each application to identify itself: give "
+                f"--email ADDRESS or --user-agent 'app/1.0 (contact)' ({POLICY_URL})")
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

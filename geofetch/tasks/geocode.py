@@ -108,6 +108,7 @@ class GeocodeWork:
         self.cacheable = provider.cacheable
         self.secrets = provider.secrets()
         self.default_rate = provider.default_rate
+        self.max_rate = provider.max_rate
 
     def open(self) -> None:
         """Nothing to make: each worker opens its own provider."""
