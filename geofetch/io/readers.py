@@ -13,7 +13,10 @@ tab or ``|``, even in files named ``.csv``), chosen from the first
 :data:`SNIFF_LINES` lines: each candidate splits them as CSV would (quotes
 respected), and the one whose header has more than one field and the most rows
 with as many fields as the header wins; ties go in the order above. ``.tsv`` files
-are tab-separated; ``--delimiter`` forces one.
+are tab-separated; ``--delimiter`` forces one. A header that no candidate splits
+means **one column**: each record is one cell, whatever ``,`` ``;`` tab or ``|`` it
+holds (``address`` then ``1 Main St, Springfield`` is one address, not a ragged
+row; quotes are still read as CSV quotes), and CSV output uses ``,``.
 
 **Malformed rows.** A row whose number of fields differs from the header's is never
 shifted into the wrong columns: it is kept, in order, with its cells (padded with
@@ -54,6 +57,9 @@ SNIFF_LINES = 50
 #: A quoted field open longer than this (lines, or characters) is an input error.
 MAX_QUOTED_LINES = 100
 MAX_FIELD_CHARS = 1_000_000
+#: What a one-column CSV is read with: no text holds it, or if one does, the
+#: fields it split are joined back (see :func:`_whole`).
+_NO_DELIMITER = "\x00"
 
 csv.field_size_limit(sys.maxsize)
 
@@ -125,8 +131,13 @@ def open_table(
     if not sample:
         return Table([text_header], 0, iter(()), source, False, 0)
     suffix = os.path.splitext(path)[1].lower()
-    if delimiter is None:
-        delimiter = "\t" if suffix == ".tsv" else sniff_delimiter(sample)
+    one_column = False
+    if delimiter is None and suffix == ".tsv":
+        delimiter = "\t"
+    elif delimiter is None:
+        found = _sniff(sample)
+        one_column = found is None
+        delimiter = found or ","
     header = next(csv.reader([sample[0]], delimiter=delimiter), [])
     is_csv = (
         suffix in (".csv", ".tsv")
@@ -136,17 +147,23 @@ def open_table(
     everything = _chain(sample, lines)
     if not is_csv:
         return Table([text_header], 0, _text_rows(everything), source, False, line_count)
-    record, used = _first_record(everything, delimiter, source)
+    read_with = _NO_DELIMITER if one_column else delimiter
+    record, used = _first_record(everything, read_with, source)
     header = [h.lstrip("\ufeff") for h in record]
     index = _find_column(header, column, known, source)
-    rows = _csv_rows(everything, delimiter, len(header), source, used)
+    rows = _csv_rows(everything, read_with, len(header), source, used)
     return Table(header, index, rows, source, True, line_count and line_count - 1, delimiter)
 
 
 def sniff_delimiter(lines: list[str]) -> str:
     """The delimiter among :data:`DELIMITERS` that splits ``lines`` best (see the
     module docstring); ``,`` when none splits the header."""
-    best, best_score = ",", (0, 0)
+    return _sniff(lines) or ","
+
+
+def _sniff(lines: list[str]) -> str | None:
+    """:func:`sniff_delimiter`, but None when no candidate splits the header."""
+    best, best_score = None, (0, 0)
     for candidate in DELIMITERS:
         try:
             records = [r for r in csv.reader(lines, delimiter=candidate) if r]
@@ -162,17 +179,23 @@ def sniff_delimiter(lines: list[str]) -> str:
 
 
 def unique_names(header: list[str]) -> list[str]:
-    """``header`` with repeated or empty names made unique: ``a, a, "" -> a, a_2, _3``
-    (the keys of JSON output, which cannot repeat a key)."""
-    seen: set[str] = set()
+    """``header`` with repeated or empty names made unique, for JSON output, which
+    cannot repeat a key: the first of each name keeps it, a repeat gets the first
+    free ``NAME_2``, ``NAME_3``, ..., an empty name ``_POSITION``; a suffixed key is
+    never a name the header itself uses (``a, a, a_2 -> a, a_3, a_2``)."""
+    reserved = set(header)
+    taken: set[str] = set()
     names = []
     for position, name in enumerate(header, 1):
-        candidate = name or f"_{position}"
-        number = 2
-        while candidate in seen:
-            candidate = f"{name or '_'}_{number}"
-            number += 1
-        seen.add(candidate)
+        if name and name not in taken:
+            candidate = name
+        else:
+            stem = name or f"_{position}"
+            candidate, number = (f"{stem}_2", 3) if name else (stem, 2)
+            while candidate in taken or candidate in reserved:
+                candidate = f"{stem}_{number}"
+                number += 1
+        taken.add(candidate)
         names.append(candidate)
     return names
 
@@ -257,12 +280,17 @@ class _Lines:
         self.number = 0  # physical lines handed out
         self.record_start = 1  # where the record being read started
         self.record_chars = 0
+        self.exhausted = False
 
     def __iter__(self) -> Iterator[str]:
         return self
 
     def __next__(self) -> str:
-        line = next(self.lines)
+        try:
+            line = next(self.lines)
+        except StopIteration:
+            self.exhausted = True
+            raise
         self.number += 1
         self.record_chars += len(line)
         spanned = self.number - self.record_start + 1
@@ -274,6 +302,17 @@ class _Lines:
         return line
 
     def record_done(self) -> None:
+        """The record just read is whole: the next one starts on the next line.
+
+        ``csv.reader`` (not strict) asks for a line past the end of the input only
+        inside a quoted field, and then returns what it has as a record: a record
+        that comes after the input ran out is a quote that never closed.
+        """
+        if self.exhausted:
+            raise InputError(
+                f"{self.source}: a quoted field opened on line {self.record_start} is still "
+                f"open at the end of the input ({self.number - self.record_start + 1} "
+                "lines later); is a closing quote missing?")
         self.record_start = self.number + 1
         self.record_chars = 0
 
@@ -283,8 +322,16 @@ def _first_record(lines: Iterator[str], delimiter: str, source: str) -> tuple[li
     physical lines it took."""
     watched = _Lines(lines, source)
     for record in csv.reader(watched, delimiter=delimiter):
-        return record, watched.number
+        watched.record_done()
+        return _whole(record, delimiter), watched.number
     return [], watched.number
+
+
+def _whole(record: list[str], delimiter: str) -> list[str]:
+    """A one-column record read with :data:`_NO_DELIMITER` as its one cell."""
+    if delimiter == _NO_DELIMITER and len(record) > 1:
+        return [delimiter.join(record)]
+    return record
 
 
 def _csv_rows(lines: Iterator[str], delimiter: str, width: int, source: str,
@@ -299,6 +346,7 @@ def _csv_rows(lines: Iterator[str], delimiter: str, width: int, source: str,
             watched.record_done()
             if not record:
                 continue  # a blank line is not a row (as csv.DictReader does)
+            record = _whole(record, delimiter)
             if len(record) == width:
                 yield Row(record)
                 continue
@@ -317,7 +365,7 @@ def _csv_rows(lines: Iterator[str], delimiter: str, width: int, source: str,
 
 def _find_column(header: list[str], column: str | None, known: tuple[str, ...],
                  source: str) -> int:
-    names = ", ".join(header) or "(none)"
+    names = ", ".join(_printable(h) for h in header) or "(none)"
     if column is not None:
         if column in header:
             return header.index(column)
@@ -335,3 +383,9 @@ def _find_column(header: list[str], column: str | None, known: tuple[str, ...],
         f"cannot tell which column of {source} holds the places; columns are: {names}; "
         "choose one with --column"
     )
+
+
+def _printable(name: str) -> str:
+    """A header name for a one-line message: as it is, or quoted with escapes if it
+    holds a line break or another control character."""
+    return name if name.isprintable() else repr(name)
