@@ -19,13 +19,16 @@ Rules every format keeps:
 * **The table format strips control characters** (terminal escape sequences) from
   every line it prints.
 * **JSON is strict**: no ``NaN`` or ``Infinity`` is ever written.
-* A failed write (a full disk, ``/dev/full``, a closed pipe) raises
-  :class:`~geofetch.exceptions.OutputError` naming the output and the OS error.
+* A failed write (a full disk, ``/dev/full``) raises
+  :class:`~geofetch.exceptions.OutputError` naming the output and the OS error; a
+  pipe whose reader went away (``| head``) raises ``BrokenPipeError`` as it is,
+  which the command line ends quietly with status 0.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import re
@@ -61,6 +64,10 @@ def output_names(header: list[str], fields: tuple[str, ...]) -> list[str]:
     return names
 
 
+def _finite(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
@@ -87,15 +94,18 @@ class Writer:
         self.raw_cells = raw_cells
 
     def output(self, result: Any) -> dict[str, Any]:
-        """The result's output columns, in order, under their output names."""
+        """The result's output columns, in order, under their output names (a float
+        that is not finite, which only a stale cache could still hold, as None)."""
         columns = result.columns()
-        return {name: columns.get(field) for name, field in zip(self.names, self.fields,
-                                                                 strict=True)}
+        return {name: _finite(columns.get(field))
+                for name, field in zip(self.names, self.fields, strict=True)}
 
     def write(self, values: list[str], result: Any) -> None:
         """Write one row (the input's cells, the result); raise OutputError if it fails."""
         try:
             self._write(values, result)
+        except BrokenPipeError:
+            raise  # the reader went away (| head): not a write error
         except OSError as exc:
             raise self._failed(exc) from None
 
@@ -107,6 +117,8 @@ class Writer:
         try:
             self._close()
             self.stream.flush()
+        except BrokenPipeError:
+            raise  # the reader went away (| head): not a write error
         except OSError as exc:
             raise self._failed(exc) from None
 
@@ -118,21 +130,37 @@ class Writer:
 
 
 class CSVWriter(Writer):
-    """The input's columns, then the output columns, in the output delimiter."""
+    """The input's columns, then the output columns, in the output delimiter.
+
+    Rows end in ``\n``; a cell holding a line break of either kind (``\r`` too) is
+    quoted. (``csv.writer`` quotes only the characters of its own line terminator,
+    so a lone ``\r`` in a cell would be written bare and split the row when read
+    back: each row is formatted with a ``\r\n`` terminator, which is then
+    replaced by ``\n``.)
+    """
 
     def __init__(self, stream: IO[str], header: list[str], fields: tuple[str, ...],
                  **options: Any) -> None:
         super().__init__(stream, header, fields, **options)
-        self._csv = csv.writer(stream, delimiter=self.delimiter, lineterminator="\n")
+        self._buffer = io.StringIO()
+        self._csv = csv.writer(self._buffer, delimiter=self.delimiter, lineterminator="\r\n")
         try:
-            self._csv.writerow([*header, *self.names])
+            self._row([*header, *self.names])
+        except BrokenPipeError:
+            raise  # the reader went away (| head): not a write error
         except OSError as exc:
             raise self._failed(exc) from None
+
+    def _row(self, cells: list[str]) -> None:
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        self._csv.writerow(cells)
+        self.stream.write(self._buffer.getvalue()[:-2] + "\n")
 
     def _write(self, values: list[str], result: Any) -> None:
         cells = [neutralise(v) if isinstance(v, str) and not self.raw_cells else _cell(v)
                  for v in self.output(result).values()]
-        self._csv.writerow([*values, *cells])
+        self._row([*values, *cells])
 
 
 class JSONLWriter(Writer):
@@ -163,6 +191,8 @@ class GeoJSONWriter(Writer):
         self._first = True
         try:
             self.stream.write('{"type": "FeatureCollection", "features": [\n')
+        except BrokenPipeError:
+            raise  # the reader went away (| head): not a write error
         except OSError as exc:
             raise self._failed(exc) from None
 
