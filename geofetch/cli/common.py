@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
-from ..exceptions import OutputError
+from ..exceptions import InputError, OutputError
 from ..io.output import Output, check_distinct
 from ..io.readers import Table, check_delimiter, open_table
 from ..io.writers import FORMATS, make_writer
@@ -122,9 +122,12 @@ def signals_to(job: Job[Any]) -> Iterator[None]:
 
 def read_table(args: argparse.Namespace, env: Environment, *, known: tuple[str, ...],
                text_header: str, cache: str | None) -> Table:
-    """Check the paths and delimiters, then open the input (nothing is written yet)."""
+    """Check the paths and delimiters, then open the input (nothing is written yet).
+
+    A ``--cache`` file is checked even when the provider uses no cache: naming the
+    output or the input as the cache is a mistake either way."""
     check_delimiter(args.output_delimiter)
-    check_distinct(args.input, args.output, cache)
+    check_distinct(args.input, args.output, cache or getattr(args, "cache", None), env.stdout)
     return open_table(args.input, column=args.column, known=known, text_header=text_header,
                       stdin=env.stdin, delimiter=args.delimiter)
 
@@ -140,8 +143,9 @@ def execute(
 
     The output is opened first: a run that cannot write fails before the job makes
     anything (gate, cache, workers). Rows written before Ctrl-C, an abort or a cache
-    error are kept (renamed into place); an output that fails to write is discarded
-    and a regular file's previous content stays.
+    error are kept (renamed into place); an output that fails to write, or a run
+    whose input turns out unreadable half way (a quote that never closes, bad bytes
+    on standard input), is discarded and a regular file's previous content stays.
     """
     output = Output(args.output, env.stdout)
     fmt = args.format or ("csv" if not output.is_stdout or not env.stdout_isatty else "table")
@@ -176,8 +180,8 @@ def execute(
             if bar is not None:
                 bar.close()
         writer.close()
-    except OutputError:
-        output.discard()
+    except (OutputError, InputError):
+        output.discard()  # a run that cannot read on or write: the old file stays
         raise
     except BaseException:
         with contextlib.suppress(OutputError):

@@ -7,18 +7,27 @@
   still keeps the rows finished before it: they are renamed into place, as the
   contract asks. A symlink is followed: the file it points to is replaced, and the
   link stays a link.
-* **Anything else** (``/dev/stdout``, ``/dev/full``, a FIFO, a terminal) is opened and
-  written in place: a device is never renamed over.
+* **Anything else** (``/dev/full``, a FIFO, a terminal) and any path that leads to
+  an open file descriptor (``/dev/stdout``, ``/dev/stderr``, ``/dev/fd/N``,
+  ``/proc/self/fd/N``) is opened and written in place, appending (so ``-o
+  /dev/stdout >> log`` appends, as the shell was told): a device or a descriptor's
+  file is never renamed over. (``/dev/stdout`` to a pipe resolves to no path at
+  all: it is opened through its link.)
+* A regular file in a directory geofetch cannot create files in is written in place.
 
 :func:`check_distinct` refuses, before anything is opened, an output or a cache that
 is the input, or a cache that is the output, by resolved path and by inode, so
-``./in.csv``, a symlink or a hard link to the input are caught too.
+``./in.csv``, a symlink or a hard link to the input are caught too; so is standard
+output when it is the input file (``geofetch geocode in.csv >> in.csv``). Only
+regular files (or paths not created yet) can clash: ``/dev/stdin`` and
+``/dev/stdout`` on one terminal are not "the same file".
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import stat
 import tempfile
 from typing import IO
@@ -27,17 +36,30 @@ from ..exceptions import OutputError, UsageError
 
 
 def _same(a: str, b: str) -> bool:
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
+    """Whether paths ``a`` and ``b`` name one regular file (or one path not yet
+    created): writing one would destroy the other."""
     try:
-        return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist (yet): not the same file
-        return False
+        first, second = os.stat(a), os.stat(b)
+    except OSError:  # one of them does not exist (yet): the same only by its path
+        return os.path.realpath(a) == os.path.realpath(b)
+    return stat.S_ISREG(first.st_mode) and os.path.samestat(first, second)
 
 
-def check_distinct(input_path: str | None, output: str | None, cache: str | None) -> None:
+def _descriptor_file(stream: IO[str] | None) -> os.stat_result | None:
+    """The status of the regular file behind ``stream``'s descriptor, if it has one."""
+    try:
+        status = os.fstat(stream.fileno()) if stream is not None else None
+    except (AttributeError, OSError, ValueError):  # a StringIO, a closed stream
+        return None
+    return status if status is not None and stat.S_ISREG(status.st_mode) else None
+
+
+def check_distinct(input_path: str | None, output: str | None, cache: str | None,
+                   stdout: IO[str] | None = None) -> None:
     """Raise :class:`UsageError` if the output or the cache is the input, or the cache
-    is the output (``-`` and None stand for the standard streams and are never files)."""
+    is the output (``-`` and None stand for the standard streams and are never files);
+    ``stdout``, the stream written when there is no output file, must not be the
+    input file either."""
     named = {"the input": input_path, "the output": output, "the cache": cache}
     files = {role: path for role, path in named.items() if path and path != "-"}
     pairs = (("the output", "the input"), ("the cache", "the input"),
@@ -47,6 +69,31 @@ def check_distinct(input_path: str | None, output: str | None, cache: str | None
         if a and b and _same(a, b):
             raise UsageError(f"{first} {a} is {second} ({b}); writing it would destroy it: "
                              f"choose another {first.removeprefix('the ')} file")
+    source = files.get("the input")
+    written = _descriptor_file(stdout) if "the output" not in files else None
+    if source and written is not None:
+        try:
+            same = os.path.samestat(os.stat(source), written)
+        except OSError:
+            same = False
+        if same:
+            raise UsageError(f"standard output is the input ({source}); writing it would "
+                             "destroy it: choose another output file (-o)")
+
+
+def _descriptor_path(path: str) -> bool:
+    """Whether ``path`` is, or is a symlink (chain) to, an open file descriptor's
+    link: ``/dev/stdout``, ``/dev/fd/N``, ``/proc/self/fd/N``."""
+    current = os.path.abspath(path)
+    for _ in range(40):
+        if current.startswith("/dev/fd/") or re.match(r"/proc/[^/]+/fd/", current):
+            return True
+        try:
+            target = os.readlink(current)
+        except OSError:  # not a link
+            return False
+        current = os.path.normpath(os.path.join(os.path.dirname(current), target))
+    return False
 
 
 class Output:
@@ -61,32 +108,47 @@ class Output:
             self.stream, self.name, self.is_stdout = stdout, "standard output", True
             return
         self.name, self.is_stdout = path, False
-        target = os.path.realpath(path)
         try:
-            mode = os.stat(target).st_mode
+            mode: int | None = os.stat(path).st_mode  # through links, /dev/stdout too
         except FileNotFoundError:
             mode = None
         except OSError as exc:
             raise OutputError(f"cannot write {path}: {exc.strerror}") from None
         try:
-            if mode is not None and not stat.S_ISREG(mode):
-                # a device, a FIFO, a terminal: written in place, never renamed over
-                self.stream = open(target, "w", encoding="utf-8", newline="")  # noqa: SIM115
+            if (mode is not None and not stat.S_ISREG(mode)) or _descriptor_path(path):
+                # a device, a FIFO, a terminal, a descriptor: written in place, appending
+                self.stream = self._in_place(path, os.O_APPEND)
                 return
+            target = os.path.realpath(path)
             directory, base = os.path.split(target)
-            fd, self._temporary = tempfile.mkstemp(prefix=f".{base}.", suffix=".partial",
-                                                   dir=directory or ".")
+            try:
+                fd, temporary = tempfile.mkstemp(prefix=f".{base}.", suffix=".partial",
+                                                 dir=directory or ".")
+            except PermissionError:
+                if mode is None:
+                    raise
+                self.stream = self._in_place(path, os.O_TRUNC)  # as the shell's > would
+                return
+            self._temporary = temporary
             os.chmod(fd, stat.S_IMODE(mode) if mode is not None else _default_mode())
             self.stream = open(fd, "w", encoding="utf-8", newline="")  # noqa: SIM115
             self._target = target
         except OSError as exc:
+            self.discard()
             raise OutputError(f"cannot write {path}: {exc.strerror}") from None
+
+    @staticmethod
+    def _in_place(path: str, flag: int) -> IO[str]:
+        fd = os.open(path, os.O_WRONLY | flag)
+        return open(fd, "w", encoding="utf-8", newline="")  # noqa: SIM115
 
     def commit(self) -> None:
         """Close the output; a regular file's rows replace the target now."""
         if self.is_stdout:
             try:
                 self.stream.flush()
+            except BrokenPipeError:
+                raise
             except OSError as exc:
                 raise OutputError(f"cannot write {self.name}: {exc.strerror}") from None
             return
@@ -95,6 +157,9 @@ class Output:
             if self._temporary is not None and self._target is not None:
                 os.replace(self._temporary, self._target)
                 self._temporary = None
+        except BrokenPipeError:
+            self.discard()
+            raise
         except OSError as exc:
             self.discard()
             raise OutputError(f"cannot write {self.name}: {exc.strerror}") from None
@@ -103,8 +168,10 @@ class Output:
         """Close the output and remove the temporary file: the target is untouched."""
         if self.is_stdout:
             return
-        with contextlib.suppress(OSError):
-            self.stream.close()
+        stream = getattr(self, "stream", None)  # None when opening it failed
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
         if self._temporary is not None:
             with contextlib.suppress(OSError):
                 os.unlink(self._temporary)
