@@ -1,9 +1,10 @@
 """The answer cache: SQLite on disk, so runs resume where they stopped.
 
 A cache file that is locked by another program is waited for up to
-``lock_timeout`` seconds (default :data:`LOCK_TIMEOUT_SECONDS`); one that stays
-locked, fills its disk or breaks raises :class:`~geofetch.exceptions.CacheError`
-naming the file and SQLite's reason (the CLI's one line, exit 2).
+``lock_timeout`` seconds (default :data:`LOCK_TIMEOUT_SECONDS`, read when the cache
+is opened); one that stays locked, fills its disk or breaks raises
+:class:`~geofetch.exceptions.CacheError` naming the file and SQLite's reason (the
+CLI's one line, exit 2).
 
 Only ``ok`` and ``not_found`` answers are kept, keyed by a namespace (provider and
 the settings that change its answers, such as the base URL) and the normalised
@@ -52,18 +53,19 @@ class SQLiteCache:
 
     def __init__(self, path: str | os.PathLike[str], *, batch_size: int = 1,
                  batch_seconds: float = 1.0,
-                 lock_timeout: float = LOCK_TIMEOUT_SECONDS) -> None:
+                 lock_timeout: float | None = None) -> None:
         self.path = Path(path)
         self.batch_size = batch_size
         self.batch_seconds = batch_seconds
-        self.lock_timeout = lock_timeout
+        # read when the cache is opened, not when this module was imported
+        self.lock_timeout = LOCK_TIMEOUT_SECONDS if lock_timeout is None else lock_timeout
         self._unsaved = 0
         self._last_commit = time.monotonic()
         try:
             if self.path.parent and not self.path.parent.exists():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(self.path), isolation_level="DEFERRED",
-                                       timeout=lock_timeout)
+                                       timeout=self.lock_timeout)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._prepare()
@@ -141,18 +143,24 @@ class SQLiteCache:
 
     def stats(self) -> dict[str, Any]:
         """Entries per namespace and the size on disk in bytes."""
-        per_namespace = dict(self._db.execute(
-            "SELECT namespace, COUNT(*) FROM answers GROUP BY namespace ORDER BY namespace"))
+        try:
+            per_namespace = dict(self._db.execute(
+                "SELECT namespace, COUNT(*) FROM answers GROUP BY namespace ORDER BY namespace"))
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
         size = sum(p.stat().st_size for p in self._files() if p.exists())
         return {"path": str(self.path), "entries": sum(per_namespace.values()),
                 "per_namespace": per_namespace, "bytes": size}
 
     def clear(self) -> int:
         """Delete every entry; return how many there were."""
-        count = self._db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
-        self._db.execute("DELETE FROM answers")
-        self._db.commit()
-        self._db.execute("VACUUM")
+        try:
+            count = self._db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+            self._db.execute("DELETE FROM answers")
+            self._db.commit()
+            self._db.execute("VACUUM")
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
         return int(count)
 
     def _files(self) -> list[Path]:
