@@ -14,9 +14,10 @@ tab or ``|``, even in files named ``.csv``), chosen from the first
 respected), and the one whose header has more than one field and the most rows
 with as many fields as the header wins; ties go in the order above. ``.tsv`` files
 are tab-separated; ``--delimiter`` forces one. A header that no candidate splits
-means **one column**: each record is one cell, whatever ``,`` ``;`` tab or ``|`` it
-holds (``address`` then ``1 Main St, Springfield`` is one address, not a ragged
-row; quotes are still read as CSV quotes), and CSV output uses ``,``.
+means **one column**: records are read as CSV with ``,``, and one that reads as
+several fields is one cell all the same, its text as it stands in the file
+(``address`` then ``1 Main St, Springfield`` is one address, not a ragged row; a
+record that is one quoted field is that field); CSV output uses ``,``.
 
 **Malformed rows.** A row whose number of fields differs from the header's is never
 shifted into the wrong columns: it is kept, in order, with its cells (padded with
@@ -57,9 +58,6 @@ SNIFF_LINES = 50
 #: A quoted field open longer than this (lines, or characters) is an input error.
 MAX_QUOTED_LINES = 100
 MAX_FIELD_CHARS = 1_000_000
-#: What a one-column CSV is read with: no text holds it, or if one does, the
-#: fields it split are joined back (see :func:`_whole`).
-_NO_DELIMITER = "\x00"
 
 csv.field_size_limit(sys.maxsize)
 
@@ -147,11 +145,10 @@ def open_table(
     everything = _chain(sample, lines)
     if not is_csv:
         return Table([text_header], 0, _text_rows(everything), source, False, line_count)
-    read_with = _NO_DELIMITER if one_column else delimiter
-    record, used = _first_record(everything, read_with, source)
+    record, used = _first_record(everything, delimiter, source)
     header = [h.lstrip("\ufeff") for h in record]
     index = _find_column(header, column, known, source)
-    rows = _csv_rows(everything, read_with, len(header), source, used)
+    rows = _csv_rows(everything, delimiter, len(header), source, used, one_column=one_column)
     return Table(header, index, rows, source, True, line_count and line_count - 1, delimiter)
 
 
@@ -280,6 +277,7 @@ class _Lines:
         self.number = 0  # physical lines handed out
         self.record_start = 1  # where the record being read started
         self.record_chars = 0
+        self.record_lines: list[str] = []  # the text of the record being read
         self.exhausted = False
 
     def __iter__(self) -> Iterator[str]:
@@ -293,6 +291,7 @@ class _Lines:
             raise
         self.number += 1
         self.record_chars += len(line)
+        self.record_lines.append(line)
         spanned = self.number - self.record_start + 1
         if spanned > MAX_QUOTED_LINES or self.record_chars > MAX_FIELD_CHARS:
             raise InputError(
@@ -315,6 +314,14 @@ class _Lines:
                 "lines later); is a closing quote missing?")
         self.record_start = self.number + 1
         self.record_chars = 0
+        self.record_lines.clear()
+
+    def record_text(self) -> str:
+        """The record being read as it stands in the input, less its line end."""
+        text = "".join(self.record_lines)
+        if text.endswith("\r\n"):
+            return text[:-2]
+        return text[:-1] if text.endswith(("\n", "\r")) else text
 
 
 def _first_record(lines: Iterator[str], delimiter: str, source: str) -> tuple[list[str], int]:
@@ -323,19 +330,14 @@ def _first_record(lines: Iterator[str], delimiter: str, source: str) -> tuple[li
     watched = _Lines(lines, source)
     for record in csv.reader(watched, delimiter=delimiter):
         watched.record_done()
-        return _whole(record, delimiter), watched.number
+        return record, watched.number
     return [], watched.number
 
 
-def _whole(record: list[str], delimiter: str) -> list[str]:
-    """A one-column record read with :data:`_NO_DELIMITER` as its one cell."""
-    if delimiter == _NO_DELIMITER and len(record) > 1:
-        return [delimiter.join(record)]
-    return record
-
-
 def _csv_rows(lines: Iterator[str], delimiter: str, width: int, source: str,
-              header_lines: int) -> Iterator[Row]:
+              header_lines: int, *, one_column: bool = False) -> Iterator[Row]:
+    """The rows after the header; ``one_column``: a record of several fields is one
+    cell, its text as it stands (see the module docstring)."""
     watched = _Lines(lines, source)
     watched.number = header_lines
     watched.record_start = header_lines + 1
@@ -343,10 +345,11 @@ def _csv_rows(lines: Iterator[str], delimiter: str, width: int, source: str,
     try:
         for record in reader:
             start = watched.record_start
+            if one_column and len(record) > 1:
+                record = [watched.record_text()]
             watched.record_done()
             if not record:
                 continue  # a blank line is not a row (as csv.DictReader does)
-            record = _whole(record, delimiter)
             if len(record) == width:
                 yield Row(record)
                 continue
