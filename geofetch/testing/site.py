@@ -30,6 +30,8 @@ connections are kept alive, except ``/big/N?stream=1``)::
                          zstd) labels the plain bytes; gzip-corrupt is gzip's label
                          on bytes that are not gzip
     /data.json           a small JSON document
+    /title?t=TEXT        a page whose title, and one <p class="item">, is TEXT
+                         (HTML-escaped in the page, so a parser reads TEXT back)
     anything else        404 Not Found
 
 Run ``python -m geofetch.testing.site [--port N]`` to serve it in the foreground.
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import html
 import http
 import json
 import socket
@@ -168,6 +171,9 @@ class _Handler(BaseHTTPRequestHandler):
                       compress=query.get("gzip", ["0"])[0] == "1")
         elif first == "encoded" and arg:
             self._encoded(arg)
+        elif url.path == "/title":
+            text = html.escape(query.get("t", [""])[0])
+            self._send(200, page(text, "Title", f'<p class="item">{text}</p>'))
         elif url.path == "/data.json":
             self._send(200, json.dumps({"ok": True}).encode(), "application/json")
         else:
