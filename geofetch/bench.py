@@ -61,7 +61,7 @@ __all__ = [
     "summarize",
 ]
 
-#: Any key starting with ``AIza`` passes the googlemaps client; the local server checks none.
+#: A key for the local server, which checks none (Google's own keys start with ``AIza``).
 BENCH_KEY = "AIzaSy-geofetch-bench-local-server-key"
 BENCH_PROVIDERS = ("google", "nominatim", "offline")
 DEFAULT_LATENCY_SECONDS = 0.1

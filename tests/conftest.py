@@ -8,7 +8,6 @@ import tempfile
 from dataclasses import dataclass
 
 import pytest
-import responses
 
 from geofetch.cli.env import Environment
 from geofetch.cli.main import run_cli
@@ -34,13 +33,6 @@ def _no_proxies(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.delenv("GOOGLE_MAPS_API_KEY", raising=False)
-
-
-@pytest.fixture
-def mocked():
-    """HTTP mocked with ``responses`` for unit tests (one process only)."""
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        yield rsps
 
 
 class _Stream(io.StringIO):

@@ -1,7 +1,7 @@
 """Fetching web pages on the job engine: :func:`fetch_many`, :func:`iter_fetch`, and
 what ``geofetch fetch`` runs.
 
-One URL, as a worker sees it (each worker has its own ``requests.Session``)::
+One URL, as a worker sees it (each worker has its own :class:`~geofetch.http.HTTPClient`)::
 
     url ── not http(s), blank, too long? (parent) ──────────► invalid, no request
      │
@@ -49,9 +49,9 @@ Decisions:
 * **Redirects** are followed here, not by ``requests``, so each hop is one request
   through the host slot and the gate (rate and budget see every request), to at most
   10; more is ``failed`` with ``TooManyRedirects``.
-* **Timeout.** ``timeout`` seconds bound connecting, each read, and the whole
-  response (headers and body) of one request, so a server trickling bytes cannot
-  stall a worker; ``Timeout`` is retried like any transient error.
+* **Timeout.** ``timeout`` seconds bound one request as a whole: connecting, the
+  headers and the body together (:mod:`geofetch.http`), so a server trickling bytes
+  cannot stall a worker; ``Timeout`` is retried like any transient error.
 * **Columns of failed rows.** ``status_code``, ``final_url``, ``elapsed_ms``,
   ``bytes`` and ``content_type`` describe the last HTTP response received for the
   row (empty when none was); ``title`` and ``selected`` are set on ``ok`` rows only.
