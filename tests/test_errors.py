@@ -119,10 +119,14 @@ def test_a_bad_option_is_a_usage_error_naming_it_before_any_request(option, valu
 def test_rate_none_means_the_default_in_geocode_and_fetch_and_zero_none():
     from geofetch import fetch_job, geocode_job
 
+    own = "http://nominatim.example.org"  # a self-hosted one: no policy caps its rate
     assert geocode_job([], provider="nominatim").rate == 1.0
+    assert geocode_job([], provider="nominatim", base_url=own).rate == 1.0
     assert geocode_job([], provider="offline").rate is None
-    assert geocode_job([], provider="nominatim", options=RunOptions(rate=0)).rate is None
-    assert geocode_job([], provider="nominatim", options=RunOptions(rate=5)).rate == 5
+    assert geocode_job([], provider="nominatim", base_url=own,
+                       options=RunOptions(rate=0)).rate is None
+    assert geocode_job([], provider="nominatim", base_url=own,
+                       options=RunOptions(rate=5)).rate == 5
     assert fetch_job([]).rate is None
     assert fetch_job([], options=RunOptions(rate=0)).rate is None
     assert fetch_job([], options=RunOptions(rate=3)).rate == 3

@@ -544,5 +544,7 @@ def test_a_stale_cache_entry_with_infinity_still_gives_strict_json(cli, tmp_path
                        "--provider", "nominatim", "--base-url", stub.url], stdin="Stale\n")
     assert stub.queries == []  # answered from the cache
     [row] = strict_jsonl(jsonl.stdout)
-    assert (row["place"], row["lat"], row["lng"]) == ("Stale", None, 2.0)
+    assert (row["place"], row["lat"], row["lng"], row["status"]) == ("Stale", None, None,
+                                                                     "failed")
+    assert row["error"] == "InvalidAnswer: lat is not finite: inf"
     assert strict_json(geojson.stdout)["features"] == []

@@ -136,6 +136,9 @@ class GeocodeWork:
         return GeocodeResult(query, status=FAILED, error=error)
 
     def from_cache(self, query: str, entry: CacheEntry) -> GeocodeResult:
+        problem = check_coordinates(entry.lat, entry.lng) if entry.status == OK else None
+        if problem is not None:  # an entry stored before answers were checked
+            return GeocodeResult(query, status=FAILED, error=describe(problem), raw=entry.raw)
         return GeocodeResult(query, lat=entry.lat, lng=entry.lng,
                              formatted_address=entry.formatted_address, status=entry.status,
                              raw=entry.raw)
