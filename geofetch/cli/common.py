@@ -55,6 +55,13 @@ def add_run_options(parser: argparse.ArgumentParser, *, what: str) -> None:
     cache.add_argument("--no-cache", action="store_true", help="neither read nor write a cache")
     parser.add_argument("--max-requests", type=non_negative_int, metavar="N",
                         help="stop after N HTTP requests, retries included")
+    parser.add_argument("--max-throttled", type=positive_int, default=20, metavar="N",
+                        help="stop after N rate-limit answers in a row (default 20); each "
+                             "one halves the run's rate")
+    parser.add_argument("--max-wait", type=non_negative_float, default=300.0,
+                        metavar="SECONDS",
+                        help="the longest Retry-After honoured; a longer one stops the run "
+                             "(default 300)")
     parser.add_argument("--delimiter", metavar="C",
                         help="the input's CSV delimiter (default: detected among , ; tab |)")
     parser.add_argument("--output-delimiter", metavar="C",
@@ -71,7 +78,8 @@ def run_options(args: argparse.Namespace, cache: Any = None) -> RunOptions:
     """The run's options from the flags (the progress bar is the CLI's own)."""
     return RunOptions(executor=args.executor, workers=args.workers, rate=args.rate,
                       retries=args.retries, timeout=args.timeout, cache=cache,
-                      max_requests=args.max_requests)
+                      max_requests=args.max_requests, max_throttled=args.max_throttled,
+                      max_wait=args.max_wait)
 
 
 def cache_path(args: argparse.Namespace, cacheable: bool) -> str | None:
