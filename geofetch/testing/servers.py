@@ -92,7 +92,8 @@ class ScriptedServer:
         self._threads: list[threading.Thread] = []
         self._listener: socket.socket | None = None
         self._port = 0
-        self._served = 0  # requests answered before the current script
+        #: How many requests were answered before the current script began.
+        self.script_start = 0
 
     # -- the script --------------------------------------------------------------
 
@@ -100,12 +101,12 @@ class ScriptedServer:
         """Answer the next requests with ``replies`` (the last one repeats)."""
         with self._lock:
             self.replies = list(replies)
-            self._served = len(self.requests)
+            self.script_start = len(self.requests)
 
     def _next_reply(self, seen: Seen) -> Reply:
         with self._lock:
             self.requests.append(seen)
-            index = len(self.requests) - 1 - self._served
+            index = len(self.requests) - 1 - self.script_start
             return self.replies[min(index, len(self.replies) - 1)]
 
     # -- lifecycle -----------------------------------------------------------------
