@@ -14,6 +14,7 @@ import os
 import pickle
 import socket
 import time
+import urllib.request
 
 import pytest
 
@@ -86,7 +87,7 @@ def _table(site: LocalSite, refused: int) -> list[tuple[str, dict]]:
                                         bytes=None, content_type=HTML, title=None,
                                         status="failed",
                                         error="TooLarge: body larger than the 2000-byte cap "
-                                              "(stopped reading there)")),
+                                              "(more than 2000 bytes; stopped reading there)")),
         (f"{u}/private/secret", dict(none, status="invalid",
                                      error=f"RobotsDisallowed: {u}/robots.txt disallows "
                                            "/private/secret")),
@@ -288,8 +289,11 @@ def test_content_codings_are_decoded_and_one_that_cannot_be_fails_the_row(site):
 def test_the_size_cap_counts_decoded_bytes(site):
     (result,) = fetch_many([f"{site.url}/big/50000?gzip=1"], max_bytes=2000)
     assert result.status == "failed"
-    assert result.error == ("TooLarge: body larger than the 2000-byte cap "
-                            "(stopped reading there)")
+    with urllib.request.urlopen(f"{site.url}/big/50000?gzip=1", timeout=10) as raw:
+        compressed = int(raw.headers["Content-Length"])  # not decoded by urllib
+    assert compressed < 2000  # the compressed body is under the cap; decoded, it is not
+    assert result.error == ("TooLarge: body larger than the 2000-byte cap (more than 2000 "
+                            f"bytes once decoded; Content-Length {compressed} compressed (gzip))")
 
 
 @pytest.mark.timeout(60)
@@ -438,3 +442,78 @@ def test_cli_options_and_exit_codes(cli, site, tmp_path):
     missing = cli(["fetch", source])
     assert missing.status == 2 and "columns are: a, b" in missing.stderr
     assert cli(["fetch", "-", "--per-host", "0"], stdin=stdin).status == 2
+
+
+# -- the URL column (issue 16, case 8) ----------------------------------------------------
+
+
+def _fetch_rows(cli, argv, **kw):
+    result = cli(["fetch", *argv], **kw)
+    return result, _csv(result.stdout)
+
+
+@pytest.mark.timeout(60)
+def test_cli_takes_the_website_column_not_the_address(cli, site, tmp_path):
+    u = site.url
+    source = tmp_path / "shops.csv"
+    source.write_text(f'name,address,website\nOne,1 Main St,{u}/page/1\n'
+                      f'Two,"2 High St, Leeds",{u}/page/2\n', encoding="utf-8")
+    result, rows = _fetch_rows(cli, [source])
+    assert result.status == 0, result.stderr
+    assert list(rows[0])[:4] == ["name", "address", "website", "status_code"]
+    assert [(r["address"], r["status"], r["title"]) for r in rows] == [
+        ("1 Main St", "ok", "Page 1"), ("2 High St, Leeds", "ok", "Page 2")]
+    assert "2 rows: 2 ok, 0 not_found, 0 invalid, 0 failed in " in result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_cli_url_column_names_in_order_case_insensitive(cli, site, tmp_path):
+    u = site.url
+    # every column holds a URL; the header's names alone decide
+    cases = [("Homepage,Website,LINK,URL", "4"), ("homepage,website,href,notes", "3"),
+             ("homepage,Website,a,b", "2"), ("HomePage,a,b,c", "1")]
+    for header, wanted in cases:
+        source = tmp_path / "links.csv"
+        source.write_text(f"{header}\n{u}/page/1,{u}/page/2,{u}/page/3,{u}/page/4\n",
+                          encoding="utf-8")
+        result, rows = _fetch_rows(cli, [source])
+        assert result.status == 0, (header, result.stderr)
+        assert [r["title"] for r in rows] == [f"Page {wanted}"], header
+
+
+@pytest.mark.timeout(60)
+def test_cli_without_a_known_name_takes_the_first_column_of_urls(cli, site, tmp_path):
+    u = site.url
+    source = tmp_path / "targets.csv"
+    source.write_text(f"id,notes,target,mirror\n1,hello,{u}/page/1,{u}/page/m\n"
+                      f"2,,{u}/page/2,{u}/page/m\n3,see {u}/,not a url,{u}/page/m\n",
+                      encoding="utf-8")
+    result, rows = _fetch_rows(cli, [source])
+    assert result.status == 0, result.stderr
+    assert [(r["target"], r["status"]) for r in rows] == [
+        (f"{u}/page/1", "ok"), (f"{u}/page/2", "ok"), ("not a url", "invalid")]
+    assert rows[2]["error"] == "InvalidURL: not an http(s) URL: 'not a url'"
+    # standard input, no .csv name: the column of URLs makes it a CSV all the same
+    result, rows = _fetch_rows(cli, ["-"], stdin=f"name,page\nOne,{u}/page/1\nTwo,{u}/page/2\n")
+    assert result.status == 0, result.stderr
+    assert list(rows[0])[:3] == ["name", "page", "status_code"]
+    assert [(r["name"], r["title"]) for r in rows] == [("One", "Page 1"), ("Two", "Page 2")]
+
+
+@pytest.mark.timeout(60)
+def test_cli_a_list_of_urls_with_commas_is_still_a_list(cli, site):
+    u = site.url
+    result, rows = _fetch_rows(cli, ["-"], stdin=f"{u}/page/1?a=1,2\n{u}/page/2?b=3,4\n")
+    assert result.status == 0, result.stderr
+    assert [(r["url"], r["title"]) for r in rows] == [
+        (f"{u}/page/1?a=1,2", "Page 1"), (f"{u}/page/2?b=3,4", "Page 2")]
+
+
+@pytest.mark.timeout(60)
+def test_cli_no_url_column_is_still_the_error_naming_the_columns(cli, tmp_path):
+    source = tmp_path / "places.csv"
+    source.write_text("name,address\nOne,1 Main St\nTwo,2 High St\n", encoding="utf-8")
+    result = cli(["fetch", source])
+    assert result.status == 2 and result.stdout == ""
+    assert result.stderr == (f"geofetch: error: cannot tell which column of {source} holds the "
+                             "URLs; columns are: name, address; choose one with --column\n")

@@ -13,9 +13,10 @@ public API (``PoolManager``, ``Timeout``, ``HTTPResponse.read1``/``shutdown``).
           │                                 (decoding.py: gzip, deflate, br; any
           │                                 other coding is ContentDecodingError)
           └─► Response(status, headers, body, complete, elapsed)
-    no answer ─► errors.py: Timeout, ConnectionError, HTTPError (key redacted,
-                 chain scrubbed)
-    provider: status != 200 ─► error_for_response(): HTTP_STATUS_ERRORS, Retry-After
+    no answer ─► errors.py: Timeout, ConnectionError naming scheme://host:port,
+                 HTTPError (key redacted, chain scrubbed)
+    provider: status != 200 ─► error_for_response(): HTTP_STATUS_ERRORS, Retry-After,
+                 error_detail() (a JSON message; a 403/429 page's <title>; fetch too)
 
 What each piece promises:
 
@@ -26,7 +27,8 @@ What each piece promises:
   any coding that cannot be decoded (unknown, ``zstd``, corrupt) raises
   ``ContentDecodingError`` naming it, never passes for the content.
 * **One error table.** :data:`HTTP_STATUS_ERRORS` for statuses, :func:`error_for_transport`
-  for requests without an answer, ``Retry-After`` as seconds or an HTTP-date.
+  for requests without an answer (naming ``scheme://host:port``), :func:`error_detail`
+  for the server's own words, ``Retry-After`` as seconds or an HTTP-date.
 * **Secrets** never in a message, the chain it is raised from, or urllib3's log
   records (:func:`guard_library_logs`).
 * **Environment.** Proxies from ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY``; the CA
@@ -43,10 +45,14 @@ from .decoding import ACCEPT_ENCODING
 from .errors import (
     DEFAULT_USER_AGENT,
     HTTP_STATUS_ERRORS,
+    TITLED_STATUSES,
     check_base_url,
+    error_detail,
     error_for_response,
     error_for_transport,
     guard_library_logs,
+    html_title,
+    origin_with_port,
     retry_after_seconds,
     scrub_chain,
 )
@@ -60,11 +66,15 @@ __all__ = [
     "Exchange",
     "HTTPClient",
     "Response",
+    "TITLED_STATUSES",
     "ca_bundle",
     "check_base_url",
+    "error_detail",
     "error_for_response",
     "error_for_transport",
     "guard_library_logs",
+    "html_title",
+    "origin_with_port",
     "retry_after_seconds",
     "scrub_chain",
 ]

@@ -20,7 +20,7 @@ from ..exceptions import ConnectionError, HTTPError, ProviderError, Timeout
 from ..redact import redact
 from .deadline import DeadlineConnectionPool, DeadlineHTTPSConnectionPool, Ticket, watchdog
 from .decoding import ACCEPT_ENCODING, decoder_for
-from .errors import DEFAULT_USER_AGENT, error_for_transport, scrub_chain
+from .errors import DEFAULT_USER_AGENT, error_for_transport, origin_with_port, scrub_chain
 from .response import Response
 
 __all__ = ["CA_BUNDLE_VARIABLES", "Exchange", "HTTPClient", "ca_bundle"]
@@ -201,8 +201,8 @@ class HTTPClient:
         if proxy:
             if urlsplit(proxy).scheme not in ("http", "https"):
                 raise ConnectionError(redact(
-                    f"the proxy for {origin} is {proxy!r}; only http:// and https:// "
-                    "proxies are supported", self.secrets))
+                    f"the proxy for {origin_with_port(origin)} is {proxy!r}; only http:// "
+                    "and https:// proxies are supported", self.secrets))
             with self._lock:
                 if proxy not in self._proxy_managers:
                     self._proxy_managers[proxy] = self._new_manager(proxy)
@@ -254,13 +254,15 @@ class Exchange:
         """Seconds since the request was sent."""
         return time.perf_counter() - self._started
 
-    def read(self, max_bytes: int | None = None) -> Response:
+    def read(self, max_bytes: int | None = None, *, truncate: bool = False) -> Response:
         """The answer with its body read and decoded: all of it, or at most ``max_bytes``
         decoded bytes (``complete`` False when there was more).
 
         Reading stops at the cap and the connection is then dropped; a body whose
         ``Content-Length`` alone says it is over the cap (no content coding) is not
-        read at all. Raises :class:`~geofetch.exceptions.Timeout` past the deadline,
+        read at all, unless ``truncate``: then its first ``max_bytes`` are read and
+        returned all the same (a robots.txt is parsed up to a size). Raises
+        :class:`~geofetch.exceptions.Timeout` past the deadline,
         :class:`~geofetch.exceptions.ContentDecodingError`,
         :class:`~geofetch.exceptions.ConnectionError`.
         """
@@ -272,8 +274,8 @@ class Exchange:
         try:
             decoder = decoder_for(self.headers.get("Content-Encoding"))
             declared = self.headers.get("Content-Length", "")
-            if (decoder is None and max_bytes is not None and declared.isdigit()
-                    and int(declared) > max_bytes):
+            if (decoder is None and max_bytes is not None and not truncate
+                    and declared.isdigit() and int(declared) > max_bytes):
                 complete = False
             else:
                 complete = self._read_into(chunks, response, decoder, max_bytes)

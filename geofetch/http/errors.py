@@ -2,7 +2,13 @@
 
 Every service geofetch talks to fails the same way for the same cause: a non-2xx
 status through :data:`HTTP_STATUS_ERRORS` (:func:`error_for_response`), a request
-that got no answer through :func:`error_for_transport`. Every message is
+that got no answer through :func:`error_for_transport`, which names the origin as
+``scheme://host:port`` (the default port too: ``http://example.com:80``), since
+"connection refused" without the port is no clue. :func:`error_detail` is the
+server's own explanation of an error answer, for the providers and ``geofetch
+fetch`` alike: a JSON body's message, or the ``<title>`` of an HTML page answering
+403 or 429 (a firewall's or a rate limiter's page: "Access denied", "Slow down").
+Every message is
 redacted (:mod:`geofetch.redact`), and so is every exception in the chain the
 error is raised from, since tracebacks print the whole chain and urllib3's
 messages repeat the URL, ``key=`` included. Also here: ``Retry-After`` parsing
@@ -19,6 +25,7 @@ import ssl
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,10 +49,14 @@ from .response import Response
 __all__ = [
     "DEFAULT_USER_AGENT",
     "HTTP_STATUS_ERRORS",
+    "TITLED_STATUSES",
     "check_base_url",
+    "error_detail",
     "error_for_response",
     "error_for_transport",
     "guard_library_logs",
+    "html_title",
+    "origin_with_port",
     "retry_after_seconds",
     "scrub_chain",
 ]
@@ -59,6 +70,14 @@ HTTP_STATUS_ERRORS: dict[int, type[ProviderError]] = {
     403: RequestDenied,
     429: RateLimited,
 }
+#: Statuses whose HTML page's ``<title>`` is worth quoting in the error: a site's
+#: firewall, bot wall or rate limiter says why there ("Access denied", "Slow down").
+TITLED_STATUSES = frozenset((403, 429))
+#: A quoted title is cut to this many characters (an ellipsis marks the cut).
+TITLE_CHARS = 120
+#: Bytes of an HTML body searched for its ``<title>``.
+TITLE_SEARCH_BYTES = 64 * 1024
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def check_base_url(base_url: str) -> str:
@@ -102,7 +121,7 @@ def error_for_response(response: Response, secrets: Iterable[str] = ()) -> Provi
     message = f"HTTP {code} {response.reason or ''}".rstrip()
     if response.is_redirect:
         message += f" to {response.header('Location')} (redirects are not followed)"
-    detail = _error_detail(response)
+    detail = error_detail(response)
     if detail:
         message += f": {detail}"
     if retry_after is not None:
@@ -120,6 +139,7 @@ def error_for_transport(exc: BaseException, *, timeout: float, origin: str,
     """
     secrets = tuple(secrets)
     scrub_chain(exc, secrets)
+    origin = origin_with_port(origin)
     if isinstance(exc, u3.NewConnectionError):  # before TimeoutError: it is one too
         cause = exc.__cause__ or exc.__context__
         return ConnectionError(redact(f"cannot connect to {origin}: {_text(cause or exc)}",
@@ -139,7 +159,26 @@ def error_for_transport(exc: BaseException, *, timeout: float, origin: str,
     return HTTPError(redact(f"{type(exc).__name__}: {_text(exc)}", secrets))
 
 
+def origin_with_port(origin: str) -> str:
+    """``scheme://host:port``, the default port written out (``https://example.com``
+    is ``https://example.com:443``); anything unreadable as it is."""
+    try:
+        parts = urlsplit(origin)
+        port = parts.port
+    except ValueError:
+        return origin
+    default = _DEFAULT_PORTS.get(parts.scheme.lower())
+    if port is not None or default is None or not parts.hostname:
+        return origin
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}:{default}"
+
+
 def _text(exc: BaseException) -> str:
+    """An exception's message; for an OS error its text alone (``Connection
+    refused``, not ``[Errno 111] Connection refused``)."""
+    if isinstance(exc, OSError) and exc.errno is not None and isinstance(exc.strerror, str) \
+            and exc.strerror.strip():
+        return exc.strerror.strip()
     return str(exc).strip() or type(exc).__name__
 
 
@@ -202,15 +241,79 @@ def guard_library_logs(secrets: Iterable[str] = ()) -> None:
             logger.addFilter(_LOG_FILTER)
 
 
-def _error_detail(response: Response) -> str:
-    """The service's own explanation in a JSON error body, if any."""
+def error_detail(response: Response) -> str:
+    """The server's own explanation of an error answer, or ``""``: the message of a
+    JSON body (``error_message``, ``error``, ``message``), else, for a status in
+    :data:`TITLED_STATUSES`, the title of an HTML page (:func:`html_title`) unless
+    it only repeats the status line."""
     try:
         body = response.json()
     except ValueError:
+        body = None
+    if isinstance(body, dict):
+        detail = body.get("error_message") or body.get("error") or body.get("message")
+        if isinstance(detail, dict):
+            detail = detail.get("message")
+        return str(detail).strip()[:300] if detail else ""
+    if response.status not in TITLED_STATUSES:
         return ""
-    if not isinstance(body, dict):
+    title = html_title(response.body, response.content_type) or ""
+    reason = " ".join((response.reason or "").split()).lower()
+    if title.lower() in (reason, f"{response.status} {reason}".rstrip(), str(response.status)):
         return ""
-    detail = body.get("error_message") or body.get("error") or body.get("message")
-    if isinstance(detail, dict):
-        detail = detail.get("message")
-    return str(detail).strip()[:300] if detail else ""
+    return title
+
+
+def html_title(body: bytes, content_type: str | None) -> str | None:
+    """The first ``<title>`` of an HTML body (the first :data:`TITLE_SEARCH_BYTES`),
+    whitespace folded, cut to :data:`TITLE_CHARS` characters; None if ``body`` is
+    not HTML (by its ``Content-Type``; sniffed when there is none) or has no title."""
+    mime, _, params = (content_type or "").partition(";")
+    mime = mime.strip().lower()
+    if mime:
+        if mime not in ("text/html", "application/xhtml+xml"):
+            return None
+    elif body.lstrip()[:1] != b"<":
+        return None
+    charset = "utf-8"
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip("\"'"):
+            charset = value.strip().strip("\"'")
+    try:
+        text = body[:TITLE_SEARCH_BYTES].decode(charset, "replace")
+    except LookupError:  # a charset Python does not know
+        text = body[:TITLE_SEARCH_BYTES].decode("utf-8", "replace")
+    finder = _TitleFinder()
+    try:
+        finder.feed(text)
+        finder.close()
+    except Exception:  # html.parser copes with nearly anything; never fail an error on it
+        pass
+    title = " ".join("".join(finder.parts).split())
+    if not title:
+        return None
+    if len(title) > TITLE_CHARS:
+        title = title[: TITLE_CHARS - 1].rstrip() + "\u2026"
+    return title
+
+
+class _TitleFinder(HTMLParser):
+    """Collects the text of the first ``<title>`` element."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.state = "before"  # "inside" the title, then "done"
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "title" and self.state == "before":
+            self.state = "inside"
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "title" and self.state == "inside":
+            self.state = "done"
+
+    def handle_data(self, data: str) -> None:
+        if self.state == "inside":
+            self.parts.append(data)

@@ -29,6 +29,14 @@ Blank lines are not rows (as ``csv.DictReader``). A quoted field still open afte
 error naming the line where the quote opened: an unterminated quote would
 otherwise swallow the rest of the file into one cell.
 
+**The URL column** (``geofetch fetch``, ``url_values``): without ``--column``, a
+column named one of :data:`URL_COLUMNS` (``url``, ``link``, ``href``, ``website``,
+``homepage``; case-insensitive, first in that order), else the first column most of
+whose values in the first :data:`SNIFF_LINES` lines are http(s) URLs (a header
+``name,page`` over URLs); else the error naming the columns. Such a file is read as
+CSV whatever its name, unless a cell of its first line is itself a URL (then it is
+a list of URLs with commas in them, not a header).
+
 **Header names.** Empty or repeated header names are kept as they are for CSV
 output (written back unchanged); :func:`unique_names` gives the keys JSON output
 uses (``place``, ``place_2``, ...).
@@ -45,12 +53,14 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
+from urllib.parse import urlsplit
 
 from ..exceptions import InputError, UsageError
 
 #: Header names recognised as the place column, in order of preference.
 PLACE_COLUMNS = ("address", "place", "location", "query", "city", "name", "url")
-URL_COLUMNS = ("url", "link", "href", "address")
+#: Header names recognised as the URL column of ``geofetch fetch``, in order of preference.
+URL_COLUMNS = ("url", "link", "href", "website", "homepage")
 #: The delimiters a CSV may use, in order of preference on a tie.
 DELIMITERS = (",", ";", "\t", "|")
 #: Lines read to choose the delimiter.
@@ -105,8 +115,12 @@ def open_table(
     text_header: str = "place",
     stdin: IO[str] | None = None,
     delimiter: str | None = None,
+    url_values: bool = False,
 ) -> Table:
     """Open ``path`` (``-`` for standard input) and find its query column.
+
+    ``url_values``: with no ``known`` name in the header, the column is the first
+    whose values are http(s) URLs (see the module docstring).
 
     Raises :class:`InputError` with a one-line message for a missing or unreadable
     file, undecodable bytes or a missing column (naming the columns that exist), and
@@ -137,17 +151,22 @@ def open_table(
         one_column = found is None
         delimiter = found or ","
     header = next(csv.reader([sample[0]], delimiter=delimiter), [])
+    url_column = None
+    if url_values and column is None and not one_column:
+        url_column = _url_column(sample, delimiter)
     is_csv = (
         suffix in (".csv", ".tsv")
         or column is not None
         or any(h.strip().lower().lstrip("\ufeff") in known for h in header)
+        or url_column is not None
     )
     everything = _chain(sample, lines)
     if not is_csv:
         return Table([text_header], 0, _text_rows(everything), source, False, line_count)
     record, used = _first_record(everything, delimiter, source)
     header = [h.lstrip("\ufeff") for h in record]
-    index = _find_column(header, column, known, source)
+    index = _find_column(header, column, known, source, url_column,
+                         "URLs" if url_values else "places")
     rows = _csv_rows(everything, delimiter, len(header), source, used, one_column=one_column)
     return Table(header, index, rows, source, True, line_count and line_count - 1, delimiter)
 
@@ -366,8 +385,34 @@ def _csv_rows(lines: Iterator[str], delimiter: str, width: int, source: str,
         raise InputError(f"{source}: line {watched.record_start}: {exc}") from None
 
 
+def is_web_url(text: str) -> bool:
+    """True if ``text`` (spaces around it aside) is an http(s) URL with a host."""
+    try:
+        parts = urlsplit(text.strip())
+        return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        return False
+
+
+def _url_column(sample: list[str], delimiter: str) -> int | None:
+    """The first column most of whose non-blank values in ``sample`` (after its
+    first line, the header) are http(s) URLs; None if none is, or if a cell of the
+    first line is a URL (no header: a URL list)."""
+    try:
+        records = [r for r in csv.reader(sample, delimiter=delimiter) if r]
+    except csv.Error:
+        return None
+    if len(records) < 2 or any(is_web_url(cell) for cell in records[0]):
+        return None
+    for index in range(len(records[0])):
+        values = [r[index] for r in records[1:] if index < len(r) and r[index].strip()]
+        if values and 2 * sum(1 for v in values if is_web_url(v)) > len(values):
+            return index
+    return None
+
+
 def _find_column(header: list[str], column: str | None, known: tuple[str, ...],
-                 source: str) -> int:
+                 source: str, by_values: int | None = None, what: str = "places") -> int:
     names = ", ".join(_printable(h) for h in header) or "(none)"
     if column is not None:
         if column in header:
@@ -380,10 +425,12 @@ def _find_column(header: list[str], column: str | None, known: tuple[str, ...],
     for name in known:
         if name in folded:
             return folded.index(name)
+    if by_values is not None and by_values < len(header):
+        return by_values
     if len(header) == 1:
         return 0
     raise InputError(
-        f"cannot tell which column of {source} holds the places; columns are: {names}; "
+        f"cannot tell which column of {source} holds the {what}; columns are: {names}; "
         "choose one with --column"
     )
 

@@ -11,14 +11,16 @@ check ``--per-host``).
 Routes (HTML unless said otherwise; every body has a ``Content-Length`` and
 connections are kept alive, except ``/big/N?stream=1``)::
 
-    /robots.txt          the ``robots`` text given (default: disallow /private/);
-                         404 when ``robots=None``, that status when an int
+    /robots.txt          the ``robots`` text given (default: disallow /private/),
+                         or those bytes as they are; 404 when ``robots=None``,
+                         that status when an int
     /                    an index page
     /page/NAME           title "Page NAME", h1 "Heading NAME", two <p class="item">
     /private/NAME        a page robots.txt disallows by default
     /redirect/N          302 to /redirect/N-1; /redirect/1 to /page/end
     /goto/PATH           302 to /PATH
-    /status/CODE         that HTTP status, with a small HTML body
+    /status/CODE         that HTTP status, with a small HTML body; ?title=TEXT
+                         makes TEXT (HTML-escaped) the page's title
     /flaky/NAME?fails=K  HTTP 500 for the first K requests (default 1), then a page
     /limited/NAME        HTTP 429 with Retry-After: 0 the first time, then a page
     /slow/SECONDS        waits that long (cut short on shutdown), then a page
@@ -133,7 +135,8 @@ class _Handler(BaseHTTPRequestHandler):
             elif isinstance(site.robots, int):
                 self._status(site.robots)
             else:
-                self._send(200, site.robots.encode("utf-8"), "text/plain; charset=utf-8")
+                body = site.robots if isinstance(site.robots, bytes) else site.robots.encode()
+                self._send(200, body, "text/plain; charset=utf-8")
         elif url.path == "/":
             links = "".join(f'<a href="/page/{n}">Page {n}</a>' for n in (1, 2, 3))
             self._send(200, page("geofetch test site", "Welcome", links))
@@ -149,7 +152,11 @@ class _Handler(BaseHTTPRequestHandler):
         elif first == "goto":
             self._send(302, b"", headers={"Location": "/" + arg})
         elif first == "status" and arg.isdigit() and 200 <= int(arg) <= 599:
-            self._status(int(arg))
+            if "title" in query:
+                title = html.escape(query["title"][0])
+                self._send(int(arg), page(title, f"Status {arg}"))
+            else:
+                self._status(int(arg))
         elif first == "flaky" and arg:
             fails = int(query.get("fails", ["1"])[0])
             if site._count(self.path) <= fails:
@@ -229,12 +236,13 @@ class _Handler(BaseHTTPRequestHandler):
 class LocalSite:
     """The test site, running while the ``with`` block lasts.
 
-    ``robots`` is the robots.txt text (``None``: robots.txt answers 404; an int: that
-    HTTP status); ``port`` 0
+    ``robots`` is the robots.txt text, or its bytes (``None``: robots.txt answers 404;
+    an int: that HTTP status); ``port`` 0
     picks a free port. ``url`` is the base URL without a trailing slash.
     """
 
-    def __init__(self, *, robots: str | int | None = DEFAULT_ROBOTS, host: str = "127.0.0.1",
+    def __init__(self, *, robots: str | bytes | int | None = DEFAULT_ROBOTS,
+                 host: str = "127.0.0.1",
                  port: int = 0) -> None:
         self.robots = robots
         self._address = (host, port)

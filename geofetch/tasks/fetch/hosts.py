@@ -1,20 +1,31 @@
-"""The per-host cap: at most ``per_host`` requests in flight per host name, across
-every thread and process of a run (see :mod:`geofetch.tasks.fetch`)."""
+"""Per-host politeness across every thread and process of a run (see
+:mod:`geofetch.tasks.fetch`): the per-host cap, at most ``per_host`` requests in
+flight per host name (:class:`HostSlots`), and robots.txt's ``Crawl-delay``, a
+minimum gap between two requests to an origin (:class:`CrawlDelays`). Both keep
+their state in small files of the run's directory, shared under ``flock``, which
+the kernel releases when a holder dies."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import fcntl
+import math
 import os
 import random
+import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from ...core.ratelimit import RequestGate
 from .urls import digest
 
 _SLOT_POLL = (0.005, 0.02)  # first and longest wait, seconds, for a free host slot
+_SLEEP_STEP = 0.05  # longest sleep, seconds, between looks at an aborted run
+# An origin's pacing record: the next time reserved, the last request let go
+# (time.monotonic seconds: one clock for every process on the machine).
+_PACE = struct.Struct("<dd")
+_Change = Callable[[float, float, float], tuple[float, float, float]]
 
 
 class HostSlots:
@@ -55,3 +66,69 @@ class HostSlots:
                 gate.check()
             time.sleep(wait)
             wait = min(wait * 2, _SLOT_POLL[1])
+
+
+class CrawlDelays:
+    """robots.txt's ``Crawl-delay``: at least ``delay`` seconds between two requests
+    to one origin, across threads and processes. Picklable.
+
+    One small file per origin in ``directory`` holds two times, read and written
+    under ``flock``: the next time reserved and the time the last request was let
+    go. :meth:`wait` reserves a time ``delay`` after the last reservation and sleeps
+    until it, then, under the lock again, lets the request go no sooner than
+    ``delay`` after the last one that went (a worker that woke late must not land
+    just before the next one, which is on time).
+    """
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+
+    def wait(self, origin: str, delay: float, gate: RequestGate | None = None) -> None:
+        """Sleep until a request to ``origin`` may go, ``delay`` seconds after the
+        previous one; raise the run's abort error while waiting."""
+        def reserve(reserved: float, last: float, now: float) -> tuple[float, float, float]:
+            start = max(now, reserved, last + delay)
+            return start, start + delay, last
+
+        self._sleep_until(self._update(origin, reserve), gate)
+
+        def release(reserved: float, last: float, now: float) -> tuple[float, float, float]:
+            go = max(now, last + delay)
+            return go, max(reserved, go + delay), go
+
+        self._sleep_until(self._update(origin, release), gate)
+
+    def sent(self, origin: str) -> None:
+        """A request to ``origin`` went now outside :meth:`wait` (its robots.txt,
+        before its delay was known): the next waits its delay from now."""
+        def note(reserved: float, last: float, now: float) -> tuple[float, float, float]:
+            return now, reserved, max(last, now)
+
+        self._update(origin, note)
+
+    def _update(self, origin: str, change: _Change) -> float:
+        """Apply ``change(reserved, last, now) -> (result, reserved, last)`` to the
+        origin's record under its lock; return ``result``."""
+        fd = os.open(os.path.join(self.directory, "pace-" + digest(origin)),
+                     os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            data = os.pread(fd, _PACE.size, 0)
+            reserved, last = _PACE.unpack(data) if len(data) == _PACE.size else (0.0, 0.0)
+            if not last:
+                last = -math.inf
+            result, reserved, last = change(reserved, last, time.monotonic())
+            os.pwrite(fd, _PACE.pack(reserved, last if math.isfinite(last) else 0.0), 0)
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+        return result
+
+    @staticmethod
+    def _sleep_until(when: float, gate: RequestGate | None) -> None:
+        while True:
+            if gate is not None:
+                gate.check()
+            left = when - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, _SLEEP_STEP))

@@ -1,19 +1,63 @@
-"""robots.txt verdicts, decided once per origin per run (see :mod:`geofetch.tasks.fetch`)."""
+"""robots.txt verdicts, decided once per origin per run (see :mod:`geofetch.tasks.fetch`).
+
+The rules are read per RFC 9309 by ``protego``, not the standard library's
+``urllib.robotparser``, which before Python 3.13 knows neither the ``*`` and ``$``
+wildcards (``Disallow: /*.pdf$`` did not stop ``/report.pdf``) nor the longest-match
+precedence (``Disallow: /a`` with ``Allow: /a/b`` refused ``/a/b``):
+
+* only the first :data:`ROBOTS_MAX_BYTES` (500 KiB, the least RFC 9309 allows) of a
+  longer file are parsed, whatever its ``Content-Length``, without the line the cut
+  falls in (a cut ``Allow: /a/b`` must not read as ``Allow: /``);
+* a UTF-8 byte order mark is dropped (it would hide the first line's rule);
+* the group followed is the one whose ``User-agent`` names the product token
+  (:func:`product_token`: ``geofetch``, case-insensitive), else ``*``;
+* ``Crawl-delay`` of that group is a minimum gap between the run's requests to the
+  origin (:class:`~geofetch.tasks.fetch.hosts.CrawlDelays`).
+"""
 
 from __future__ import annotations
 
+import codecs
 import fcntl
 import json
 import os
-import urllib.robotparser
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from protego import Protego
 
 from ...exceptions import ProviderError
 from .urls import digest
 
 ALLOW, RULES, UNREACHABLE = "allow", "rules", "unreachable"
+#: Bytes of a robots.txt that are read and parsed (RFC 9309: at least 500 KiB).
+ROBOTS_MAX_BYTES = 500 * 1024
+#: The product token robots.txt groups are matched against by default.
+PRODUCT_TOKEN = "geofetch"
+
+_TOKEN = re.compile(r"\s*([A-Za-z_-]+)")
+
+
+def product_token(user_agent: str) -> str:
+    """The product token of a User-Agent (RFC 9309 §2.2.1: letters, ``_`` and ``-``),
+    lower-cased: ``geofetch`` for geofetch's own, ``acmebot`` for ``AcmeBot/2.0 (...)``;
+    :data:`PRODUCT_TOKEN` when the User-Agent starts with none."""
+    match = _TOKEN.match(user_agent or "")
+    return match.group(1).lower() if match else PRODUCT_TOKEN
+
+
+def robots_text(body: bytes, complete: bool = True) -> str:
+    """The text of a robots.txt as it is parsed: ``body`` (already cut at
+    :data:`ROBOTS_MAX_BYTES` when ``complete`` is False) without the line the cut
+    fell in, without a UTF-8 byte order mark, decoded as UTF-8 (bad bytes replaced)."""
+    if not complete:
+        end = max(body.rfind(b"\n"), body.rfind(b"\r"))
+        body = body[: end + 1]
+    if body.startswith(codecs.BOM_UTF8):
+        body = body[len(codecs.BOM_UTF8):]
+    return body.decode("utf-8", "replace")
 
 
 @dataclass
@@ -23,16 +67,25 @@ class RobotsVerdict:
 
     kind: str
     text: str = ""
-    _parser: urllib.robotparser.RobotFileParser | None = None
+    parser: Protego | None = field(default=None, repr=False, compare=False)
 
-    def allows(self, url: str, agent: str) -> bool:
+    def _rules(self) -> Protego:
+        if self.parser is None:
+            self.parser = Protego.parse(self.text)
+        return self.parser
+
+    def allows(self, url: str, token: str) -> bool:
+        """True if ``url`` may be fetched by the crawler named ``token``."""
         if self.kind != RULES:
             return self.kind == ALLOW
-        if self._parser is None:
-            parser = urllib.robotparser.RobotFileParser()
-            parser.parse(self.text.splitlines())
-            self._parser = parser
-        return self._parser.can_fetch(agent, url)
+        return self._rules().can_fetch(url, token)
+
+    def crawl_delay(self, token: str) -> float | None:
+        """The ``Crawl-delay`` (seconds) of the group ``token`` follows; None if none."""
+        if self.kind != RULES:
+            return None
+        delay = self._rules().crawl_delay(token)
+        return delay if delay else None
 
 
 #: A verdict (None if undecided), the requests made for it, and why it is undecided.
