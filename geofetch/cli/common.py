@@ -129,15 +129,16 @@ def signals_to(job: Job[Any]) -> Iterator[None]:
 
 
 def read_table(args: argparse.Namespace, env: Environment, *, known: tuple[str, ...],
-               text_header: str, cache: str | None) -> Table:
+               text_header: str, cache: str | None, url_values: bool = False) -> Table:
     """Check the paths and delimiters, then open the input (nothing is written yet).
 
     A ``--cache`` file is checked even when the provider uses no cache: naming the
-    output or the input as the cache is a mistake either way."""
+    output or the input as the cache is a mistake either way. ``url_values``: without
+    ``--column`` and a known name, the first column whose values are http(s) URLs."""
     check_delimiter(args.output_delimiter)
     check_distinct(args.input, args.output, cache or getattr(args, "cache", None), env.stdout)
     return open_table(args.input, column=args.column, known=known, text_header=text_header,
-                      stdin=env.stdin, delimiter=args.delimiter)
+                      stdin=env.stdin, delimiter=args.delimiter, url_values=url_values)
 
 
 def execute(

@@ -6,13 +6,13 @@ import argparse
 import os
 from typing import Any
 
-from ..io.output import check_distinct
-from ..io.readers import URL_COLUMNS, Table, check_delimiter, open_table
+from ..io.readers import URL_COLUMNS
 from ..models import FETCH_COLUMNS
 from .argtypes import positive_int
 from .common import (
     add_run_options,
     execute,
+    read_table,
     run_options,
     setup_logging,
 )
@@ -64,16 +64,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
                           max_bytes=args.max_bytes, ignore_robots=args.ignore_robots,
                           user_agent=agent)
     options = run_options(args)
-    table = read_urls(args, env)
+    table = read_table(args, env, known=URL_COLUMNS, text_header="url", cache=None,
+                       url_values=True)
     job = fetch_job((), fetch=fetch, options=options)
     return execute(job, table, output_fields(args.select), args, env)
-
-
-def read_urls(args: argparse.Namespace, env: Environment) -> Table:
-    """The checks of :func:`~geofetch.cli.common.read_table`, then the input, its URL
-    column chosen without ``--column`` by name (``url``, ``link``, ``href``,
-    ``website``, ``homepage``), else as the first whose values are http(s) URLs."""
-    check_delimiter(args.output_delimiter)
-    check_distinct(args.input, args.output, getattr(args, "cache", None), env.stdout)
-    return open_table(args.input, column=args.column, known=URL_COLUMNS, text_header="url",
-                      stdin=env.stdin, delimiter=args.delimiter, url_values=True)
