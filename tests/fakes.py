@@ -46,6 +46,9 @@ class FakeProvider(Provider):
             os.kill(os.getpid(), signal.SIGSTOP)
         if query == "nothing":
             return Answer(raw={"q": query})
+        if query.startswith("whoami"):  # which process answered, after a slow request
+            time.sleep(0.3)
+            return Answer(1.0, 2.0, str(os.getpid()))
         if query == "unpicklable":
             return Answer(1.0, 2.0, "x", raw=lambda: None)
         return Answer(float(len(query)), float(sum(map(ord, query)) % 180), query.upper(),

@@ -65,3 +65,31 @@ def test_a_script_without_a_main_guard_is_told_so(tmp_path):
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith(f"{WorkerStartError.__module__}.WorkerStartError: ")
     assert "__main__" in last
+
+
+@pytest.mark.timeout(120)
+def test_slow_rows_are_spread_over_every_worker_process():
+    # Before: 40 slow rows on 8 workers went 10 to each of the first 4, the rest idle.
+    places = [f"whoami {i}" for i in range(16)]
+    results = geocode_many(places, provider=FakeProvider(), executor="process", workers=8)
+    assert [r.query for r in results] == places
+    assert len({r.formatted_address for r in results}) == 8
+
+
+@pytest.mark.timeout(60)
+def test_the_serial_executor_streams_row_by_row():
+    # Before: it ran 256 rows before yielding the first, deaf to Ctrl-C meanwhile.
+    pulled = 0
+
+    def places():
+        nonlocal pulled
+        for i in range(1000):
+            pulled += 1
+            yield f"p{i}"
+
+    from geofetch import iter_geocode
+
+    results = iter_geocode(places(), provider=FakeProvider(), executor="serial")
+    assert next(results).query == "p0"
+    assert pulled <= 2
+    results.close()

@@ -91,7 +91,9 @@ class Run(Generic[T, R]):
         self._fail = fail
         self._stopped = stopped
         self._on_value = on_value
-        self.window = window or max(256, 2 * executor.capacity)
+        if window is None:
+            window = 1 if executor.capacity == 1 else max(256, 2 * executor.capacity)
+        self.window = window
         self.grace = grace
         self.lost_retries = lost_retries
         self._stop = False

@@ -202,6 +202,11 @@ class SerialExecutor(Executor):
         done, self._done = self._done, []
         return done
 
+    @property
+    def capacity(self) -> int:
+        """One: a task runs when it is submitted, so reading ahead only delays results."""
+        return 1
+
     def stop(self, *, wait: bool = True) -> None:
         worker, self._worker = self._worker, None
         close(worker)
@@ -491,13 +496,14 @@ class ProcessExecutor(Executor):
         # Small batches when work is scarce (slow network tasks spread over every
         # worker), larger ones when it is plentiful (cheap tasks, fewer messages).
         share = max(1, min(self._batch, -(-len(self._pending) // len(live))))
-        for worker in live:
-            if worker.suspect:
-                continue
-            while self._pending and len(worker.outstanding) < self._prefetch * share:
+        for depth in range(1, self._prefetch + 1):  # one batch each, then a second each
+            for worker in live:
+                if not self._pending:
+                    return
+                if worker.suspect or len(worker.outstanding) >= depth * share:
+                    continue
                 batch = [self._pending.popleft() for _ in range(min(share, len(self._pending)))]
-                if not self._send(worker, batch):
-                    break
+                self._send(worker, batch)  # a failed send: its sentinel reports the death
 
     def _send(self, worker: _Worker, batch: list[tuple[int, Any]], suspect: bool = False) -> bool:
         if not worker.outstanding:
@@ -521,6 +527,8 @@ class ProcessExecutor(Executor):
             timeout = min(timeout, self._task_seconds)
         ready = set(wait_for_ready(handles, timeout)) if handles else set()
         for worker in live:
+            if worker not in self._pool:
+                continue  # the pool was stopped meanwhile
             if worker.conn in ready:
                 self._receive(worker, done)
             if worker.process.sentinel in ready or worker.dead:
@@ -572,6 +580,8 @@ class ProcessExecutor(Executor):
         engine runs a lost task again alone (``alone=True``), where a second death
         names the culprit and the others simply finish.
         """
+        if worker not in self._pool:
+            return  # already stopped with the pool (it gave up on its workers)
         self._receive(worker, done)  # answers it sent before dying still count
         worker.dead = True
         worker.process.join(timeout=5)
