@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import InputError, UsageError
+from .io.writers import output_names
 from .models import GEOCODE_COLUMNS
 
 if TYPE_CHECKING:
@@ -39,7 +40,8 @@ def geocode_dataframe(
     progress: Progress = False,
 ) -> pd.DataFrame:
     """Return a copy of ``df`` with ``lat``, ``lng``, ``formatted_address``, ``status``
-    and ``error`` added, row for row, index preserved.
+    and ``error`` added, row for row, index preserved. A column the frame already
+    has is never overwritten: the new one is ``geofetch_NAME`` (``geofetch_status``).
 
     The keyword options are :func:`geofetch.geocode_many`'s. Identical places are
     asked once; results stream into five plain lists, so extra memory is those
@@ -66,7 +68,8 @@ def geocode_dataframe(
         for name, value in result.columns().items():
             collected[name].append(value)
     out = df.copy()
-    for name in GEOCODE_COLUMNS:
-        out[name] = pd.Series(collected[name], index=df.index,
-                              dtype="float64" if name in ("lat", "lng") else "object")
+    written = output_names([str(c) for c in df.columns], GEOCODE_COLUMNS)
+    for target, field in zip(written, GEOCODE_COLUMNS, strict=True):
+        out[target] = pd.Series(collected[field], index=df.index,
+                              dtype="float64" if field in ("lat", "lng") else "object")
     return out

@@ -165,3 +165,27 @@ def test_progress_true_draws_a_bar_on_stderr(capsys):
     assert len(results) == 3
     assert captured.out == ""
     assert "row/s" in captured.err  # tqdm's bar, on stderr only
+
+
+def test_geocode_dataframe_never_overwrites_the_frames_columns():
+    # Before: a frame with lat, error and status columns lost their values.
+    df = pd.DataFrame({"address": ["Berlin", "Osaka"], "lat": ["a", "b"],
+                       "status": ["paid", "unpaid"], "error": ["", "late"]})
+    out = geocode_dataframe(df, column="address")
+    assert list(out.columns) == ["address", "lat", "status", "error", "geofetch_lat", "lng",
+                                 "formatted_address", "geofetch_status", "geofetch_error"]
+    assert list(out["lat"]) == ["a", "b"] and list(out["status"]) == ["paid", "unpaid"]
+    assert list(out["geofetch_status"]) == ["ok", "ok"]
+    assert out["geofetch_lat"].round(2).tolist() == [52.52, 34.69]
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://127.0.0.1:99999", "http://[::1]x:80",
+                                 "ftp://example.org", "http://", "http://host:0"])
+def test_a_bad_base_url_is_a_usage_error_before_any_row(cli, tmp_path, url):
+    places = tmp_path / "p.txt"
+    places.write_text("Berlin\n", encoding="utf-8")
+    result = cli(["geocode", places, "--provider", "nominatim", "--base-url", url])
+    assert result.status == 2
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("geofetch: error: base URL must be an http:// or https://")

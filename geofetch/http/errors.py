@@ -20,6 +20,7 @@ from __future__ import annotations
 import http.client
 import logging
 import math
+import re
 import socket
 import ssl
 from collections.abc import Iterable
@@ -81,11 +82,23 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def check_base_url(base_url: str) -> str:
-    """Return ``base_url`` without a trailing slash; raise UsageError unless http(s)."""
-    parts = urlsplit(base_url or "")
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UsageError(f"base URL must be an http:// or https:// URL, not {base_url!r}")
+    """Return ``base_url`` without a trailing slash; raise UsageError unless it is an
+    http(s) URL with a host and, if it has one, a port from 1 to 65535."""
+    problem = f"base URL must be an http:// or https:// URL with a host, not {base_url!r}"
+    try:
+        parts = urlsplit(base_url or "")
+        port = parts.port  # a ValueError for a port that is no number or out of range
+    except ValueError as exc:
+        raise UsageError(f"{problem} ({exc})") from None
+    host_port = parts.netloc.rpartition("@")[2]
+    if (parts.scheme not in ("http", "https") or not parts.hostname or port == 0
+            or not _HOST_PORT.fullmatch(host_port)):
+        raise UsageError(problem)
     return base_url.rstrip("/")
+
+
+# A host name, IPv4 address or [IPv6] literal, then an optional :port, and nothing else.
+_HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^\[\]:/]+)(:[0-9]{1,5})?")
 
 
 def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
