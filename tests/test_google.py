@@ -143,7 +143,6 @@ def test_google_error_message_is_kept_and_redacted(provider, server):
         Reply(body=b"<html>oops</html>", headers=[("Content-Type", "text/html")]),
         Reply.json({"results": []}),
         Reply.json(["not", "a", "dict"]),
-        Reply.json({"status": "OK", "results": [{"formatted_address": "no geometry"}]}),
     ],
 )
 def test_unexpected_200_bodies_are_http_errors(provider, server, reply):
@@ -151,6 +150,13 @@ def test_unexpected_200_bodies_are_http_errors(provider, server, reply):
     error = raised(provider)
     assert type(error) is exc.HTTPError
     assert_clean(error)
+
+
+def test_a_result_without_coordinates_is_an_invalid_answer(provider, server):
+    server.script(Reply.json({"status": "OK", "results": [{"formatted_address": "no geo"}]}))
+    error = raised(provider)
+    assert type(error) is exc.InvalidAnswer
+    assert str(error) == "first result has no usable geometry.location"
 
 
 # -- the HTTP status table -------------------------------------------------------

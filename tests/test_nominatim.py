@@ -111,12 +111,16 @@ def test_one_client_per_worker_keeps_its_connection(provider, server):
     [
         Reply(body=b"<html>rate limited</html>", headers=[("Content-Type", "text/html")]),
         Reply.json({"error": "Unable to geocode"}),
-        Reply.json([{"display_name": "no coordinates"}]),
     ],
 )
 def test_unexpected_bodies_are_http_errors(provider, server, reply):
     server.script(reply)
     assert type(raised(provider)) is exc.HTTPError
+
+
+def test_a_place_without_coordinates_is_an_invalid_answer(provider, server):
+    server.script(Reply.json([{"display_name": "no coordinates"}]))
+    assert type(raised(provider)) is exc.InvalidAnswer
 
 
 # -- the HTTP status table ---------------------------------------------------------------

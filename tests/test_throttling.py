@@ -121,3 +121,37 @@ def test_a_spent_daily_quota_stops_the_run_at_once(cli, tmp_path, monkeypatch):
     rows = result.stdout.splitlines()[1:]
     assert len(rows) == 5 and all("RequestDenied: OVER_QUERY_LIMIT: You have exceeded your "
                                   "daily request quota" in row for row in rows)
+
+
+KEY = "AIzaSyTEST-echo-key-0042"
+
+
+@pytest.mark.timeout(60)
+def test_a_key_the_server_echoes_never_reaches_the_output(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("GOOGLE_MAPS_API_KEY", KEY)
+    echo = Reply.json({"status": "OK", "results": [{
+        "formatted_address": f"addr {KEY}", "geometry": {"location": {"lat": 1.0, "lng": 2.0}},
+        "note": [f"key={KEY}"]}]})
+    with ScriptedServer(echo) as server:
+        result = cli(["geocode", _places(tmp_path, 2), "--provider", "google", "--base-url",
+                      server.url, "--no-cache", "--format", "jsonl"])
+    assert result.status == 0, result.stderr
+    assert KEY not in result.stdout + result.stderr
+    assert '"formatted_address": "addr REDACTED"' in result.stdout
+    from geofetch import geocode_many
+
+    with ScriptedServer(echo) as server:
+        [row] = geocode_many(["x"], provider="google", key=KEY, base_url=server.url)
+    assert KEY not in repr(row.raw) and row.formatted_address == "addr REDACTED"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("lat", ["", "abc", None])
+def test_unreadable_coordinates_are_an_invalid_answer(cli, tmp_path, lat):
+    with ScriptedServer(Reply.json([{"lat": lat, "lon": "2.0", "display_name": "X"}])
+                        ) as server:
+        result = cli(["geocode", _places(tmp_path, 1), "--provider", "nominatim",
+                      "--base-url", server.url, "--no-cache", "--retries", "0"])
+    assert result.status == 1
+    assert result.stdout.splitlines()[1] == (
+        "Place 0,,,,failed,InvalidAnswer: first place has no usable lat/lon")

@@ -35,6 +35,7 @@ from urllib.parse import quote_plus, urlencode
 
 from ..exceptions import (
     HTTPError,
+    InvalidAnswer,
     InvalidRequest,
     ProviderError,
     RateLimited,
@@ -160,7 +161,7 @@ class GoogleProvider(Provider):
             location = first["geometry"]["location"]
             lat, lng = float(location["lat"]), float(location["lng"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise HTTPError("first result has no usable geometry.location",
+            raise InvalidAnswer("first result has no usable geometry.location",
                             status_code=200) from exc
         return Answer(lat=lat, lng=lng, formatted_address=first.get("formatted_address"), raw=body)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote_plus, urlencode, urlsplit
 
-from ..exceptions import HTTPError
+from ..exceptions import HTTPError, InvalidAnswer
 from ..http import (
     DEFAULT_USER_AGENT,
     HTTPClient,
@@ -137,7 +137,7 @@ class NominatimProvider(Provider):
         try:
             lat, lng = float(first["lat"]), float(first["lon"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise HTTPError("first place has no usable lat/lon", status_code=200) from exc
+            raise InvalidAnswer("first place has no usable lat/lon", status_code=200) from exc
         return Answer(lat=lat, lng=lng, formatted_address=first.get("display_name"), raw=body)
 
     def cache_namespace(self) -> str:

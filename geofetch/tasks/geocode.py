@@ -65,19 +65,34 @@ class GeocodeWorker:
         if problem is not None:
             return GeocodeResult(query, status=FAILED, attempts=attempts, elapsed=elapsed,
                                  error=redact(describe(problem), self.secrets), raw=answer.raw)
+        raw, address = answer.raw, answer.formatted_address
+        if self.secrets:  # a server that echoes the key must not put it in the output
+            raw = redact_values(raw, self.secrets)
+            address = redact(address, self.secrets) if address is not None else None
         if not answer.found:
             return GeocodeResult(query, status=NOT_FOUND, attempts=attempts, elapsed=elapsed,
-                                 raw=answer.raw)
+                                 raw=raw)
         return GeocodeResult(
             query,
             lat=answer.lat,
             lng=answer.lng,
-            formatted_address=answer.formatted_address,
+            formatted_address=address,
             status=OK,
             attempts=attempts,
             elapsed=elapsed,
-            raw=answer.raw,
+            raw=raw,
         )
+
+
+def redact_values(value: Any, secrets: tuple[str, ...]) -> Any:
+    """``value`` (a decoded JSON answer) with every string's secrets masked."""
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, dict):
+        return {k: redact_values(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_values(v, secrets) for v in value]
+    return value
 
 
 def check_coordinates(lat: object, lng: object) -> InvalidAnswer | None:
