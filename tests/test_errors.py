@@ -143,3 +143,16 @@ def test_public_signatures_are_keyword_only_and_typed():
         assert kinds.count(inspect.Parameter.KEYWORD_ONLY) >= 8, function.__name__
         for parameter in signature.parameters.values():
             assert parameter.annotation is not inspect.Parameter.empty, (function, parameter)
+
+
+@pytest.mark.parametrize("argv", [
+    ["geocode", "x.csv", "--workers", "0"], ["geocode", "x.csv", "--timeout", "-1"],
+    ["geocode", "x.csv", "--format", "bogus"], ["geocode", "x.csv", "--rate", "abc"],
+    ["bench", "--workers", "0"], ["nope"], [],
+])
+def test_a_usage_error_is_one_line_and_exit_2(cli, argv):
+    # Before: argparse printed its whole usage block above the error.
+    result = cli(argv)
+    assert result.status == 2
+    assert result.stderr.count("\n") == 1
+    assert ": error: " in result.stderr and "--help" in result.stderr

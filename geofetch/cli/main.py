@@ -21,6 +21,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import NoReturn
 
 from .._version import __version__
 from ..exceptions import describe
@@ -30,9 +31,17 @@ from .env import Environment, ExitStatus, exit_status_for
 SUBCOMMANDS = ("geocode", "fetch", "serve", "cache", "bench")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error in one line (the usage block is ``--help``'s)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(ExitStatus.USAGE, f"{self.prog}: error: {message} "
+                                    f"(see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``geofetch`` parser with every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="geofetch",
         description="Parallel geocoding and scraping under one shared rate limit.",
     )
