@@ -459,3 +459,23 @@ def test_clearing_a_locked_cache_is_one_line(cli, tmp_path, monkeypatch):
     assert one_line(result.stderr) == (
         f"geofetch: error: cache {cache}: database is locked (waited up to 0.5 s if it "
         "was locked)")
+
+
+@pytest.mark.timeout(60)
+def test_dev_stdout_shares_the_shells_descriptor(tmp_path):
+    # Before: geofetch opened /dev/stdout anew, so the shell's next write landed over
+    # the start of its rows: `{ echo before; geofetch ... -o /dev/stdout; echo after; } > f`.
+    import subprocess
+    import sys
+
+    places = tmp_path / "p.csv"
+    places.write_text("place\nBerlin\nOsaka\n", encoding="utf-8")
+    out = tmp_path / "f.txt"
+    script = (f"{{ echo before; {sys.executable} -m geofetch geocode {places} -o /dev/stdout "
+              f"--no-progress 2>/dev/null; echo after; }} > {out}")
+    subprocess.run(["bash", "-c", script], check=True, timeout=50,
+                   env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(__file__))})
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "before" and lines[-1] == "after"
+    assert lines[1] == "place,lat,lng,formatted_address,status,error"
+    assert [line.split(",")[0] for line in lines[2:4]] == ["Berlin", "Osaka"]

@@ -7,12 +7,13 @@
   still keeps the rows finished before it: they are renamed into place, as the
   contract asks. A symlink is followed: the file it points to is replaced, and the
   link stays a link.
-* **Anything else** (``/dev/full``, a FIFO, a terminal) and any path that leads to
-  an open file descriptor (``/dev/stdout``, ``/dev/stderr``, ``/dev/fd/N``,
-  ``/proc/self/fd/N``) is opened and written in place, appending (so ``-o
-  /dev/stdout >> log`` appends, as the shell was told): a device or a descriptor's
-  file is never renamed over. (``/dev/stdout`` to a pipe resolves to no path at
-  all: it is opened through its link.)
+* **One of geofetch's own descriptors** (``/dev/stdout``, ``/dev/stderr``,
+  ``/dev/fd/N``, ``/proc/self/fd/N``) is written through a copy of that descriptor,
+  so its file position is the shell's: ``{ echo a; geofetch ... -o /dev/stdout;
+  echo b; } > f`` keeps all three in order.
+* **Anything else** (``/dev/full``, a FIFO, a terminal, another process's
+  descriptor) is opened and written in place, appending: a device or a
+  descriptor's file is never renamed over.
 * A regular file in a directory geofetch cannot create files in is written in place.
 
 :func:`check_distinct` refuses, before anything is opened, an output or a cache that
@@ -81,6 +82,23 @@ def check_distinct(input_path: str | None, output: str | None, cache: str | None
                              "destroy it: choose another output file (-o)")
 
 
+def _own_descriptor(path: str) -> int | None:
+    """The descriptor number when ``path`` names one of this process's own open
+    descriptors (``/dev/stdout``, ``/dev/fd/N``, ``/proc/self/fd/N``), else None."""
+    current = os.path.abspath(path)
+    own = ("/proc/self/fd/", f"/proc/{os.getpid()}/fd/", "/dev/fd/")
+    for _ in range(40):
+        for prefix in own:
+            if current.startswith(prefix) and current[len(prefix):].isdigit():
+                return int(current[len(prefix):])
+        try:
+            target = os.readlink(current)
+        except OSError:  # not a link
+            return None
+        current = os.path.normpath(os.path.join(os.path.dirname(current), target))
+    return None
+
+
 def _descriptor_path(path: str) -> bool:
     """Whether ``path`` is, or is a symlink (chain) to, an open file descriptor's
     link: ``/dev/stdout``, ``/dev/fd/N``, ``/proc/self/fd/N``."""
@@ -114,6 +132,16 @@ class Output:
             mode = None
         except OSError as exc:
             raise OutputError(f"cannot write {path}: {exc.strerror}") from None
+        number = _own_descriptor(path)
+        if number is not None:
+            # the descriptor the shell gave us: written through a copy of it, so the
+            # file offset is shared (``{ echo a; geofetch ... -o /dev/stdout; } > f``)
+            try:
+                self.stream = open(os.dup(number), "w", encoding="utf-8",  # noqa: SIM115
+                                   newline="")
+            except OSError as exc:
+                raise OutputError(f"cannot write {path}: {exc.strerror}") from None
+            return
         try:
             if (mode is not None and not stat.S_ISREG(mode)) or _descriptor_path(path):
                 # a device, a FIFO, a terminal, a descriptor: written in place, appending
