@@ -89,3 +89,34 @@ def test_signal_flushes_rows_in_order_and_leaves_no_worker(tmp_path, executor, s
     if executor == "process":
         assert workers  # there were worker processes to clean up
     _wait_for(lambda: not any(_alive(pid) for pid in workers), timeout=30)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("executor", ["thread"])
+def test_ctrl_c_waits_for_the_requests_running_not_the_queued_ones(tmp_path, executor):
+    # Before: after Ctrl-C, workers kept starting queued rows for the whole 2 s grace.
+    # (Worker processes still finish the batch they hold: see README.)
+    source = tmp_path / "places.txt"
+    source.write_text("".join(f"Berlin {i}\n" for i in range(400)), encoding="utf-8")
+    server = LocalServer(latency=0.5)
+    with server as url:
+        env = {**os.environ, "GOOGLE_MAPS_API_KEY": KEY}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "geofetch", "geocode", str(source), "-o",
+             str(tmp_path / "out.csv"), "--provider", "google", "--base-url", url,
+             "--executor", executor, "--workers", "4", "--rate", "0", "--no-cache",
+             "--no-progress"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        try:
+            _wait_for(lambda: server.stats()["total"] >= 8)
+            at_signal = server.stats()["total"]
+            proc.send_signal(signal.SIGINT)
+            _, stderr = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        after = server.stats()["total"]
+    assert proc.returncode == 130, stderr.decode()
+    assert after - at_signal <= 4 + 4  # those in flight (and a few racing the signal)

@@ -143,6 +143,10 @@ class Run(Generic[T, R]):
         while True:
             if self._interrupt is not None and drain_until is None:
                 drain_until = time.monotonic() + self.grace
+                for task_id in executor.cancel_queued():  # wait only for those running
+                    task = tasks.pop(task_id, None)
+                    if task is not None and task.key is not None:
+                        by_key.pop(task.key, None)
             # Read ahead, within the window.
             while not exhausted and drain_until is None and next_in - next_out < self.window:
                 try:

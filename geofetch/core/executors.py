@@ -158,6 +158,11 @@ class Executor(ABC):
     def completed(self, timeout: float | None) -> Completed:
         """Outcomes finished since the last call; waits up to ``timeout`` s for one."""
 
+    def cancel_queued(self) -> list[int]:
+        """Drop the tasks not yet started; return their ids (an interrupt's drain then
+        waits only for the tasks running)."""
+        return []
+
     @abstractmethod
     def stop(self, *, wait: bool = True) -> None:
         """Stop every worker and close it. ``wait=False``: drop queued tasks and return
@@ -296,6 +301,18 @@ class ThreadExecutor(Executor):
                 done.append(self._done.get_nowait())
             except queue.Empty:
                 return done
+
+    def cancel_queued(self) -> list[int]:
+        dropped: list[int] = []
+        while True:
+            try:
+                task = self._tasks.get_nowait()
+            except queue.Empty:
+                return dropped
+            if task is None:  # a stop sentinel: it stays
+                self._tasks.put(None)
+                return dropped
+            dropped.append(task[0])
 
     def _overdue(self) -> Completed:
         """Tasks past ``task_seconds``: failed now; their threads are abandoned."""
@@ -536,6 +553,12 @@ class ProcessExecutor(Executor):
         self._kill_hung(done)
         self._dispatch()
         return done
+
+    def cancel_queued(self) -> list[int]:
+        dropped = [task_id for task_id, _ in [*self._pending, *self._suspects]]
+        self._pending.clear()
+        self._suspects.clear()
+        return dropped
 
     def _kill_hung(self, done: Completed) -> None:
         """Kill (and so replace) every worker that has held tasks too long in silence."""
