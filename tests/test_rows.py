@@ -548,3 +548,14 @@ def test_a_stale_cache_entry_with_infinity_still_gives_strict_json(cli, tmp_path
                                                                      "failed")
     assert row["error"] == "InvalidAnswer: lat is not finite: inf"
     assert strict_json(geojson.stdout)["features"] == []
+
+
+def test_an_input_error_before_the_first_row_writes_nothing_to_standard_output(cli, tmp_path):
+    # Before: the CSV header went to stdout, then the error, exit 2.
+    source = tmp_path / "in.csv"
+    source.write_text('place\n"Berlin\n' + "Osaka\n" * 200, encoding="utf-8")
+    for fmt in ("csv", "geojson"):
+        result = cli(["geocode", source, "--format", fmt])
+        assert result.status == 2
+        assert result.stdout == ""
+        assert "quoted field opened on line 2" in result.stderr

@@ -171,6 +171,7 @@ def execute(
     status: int = ExitStatus.OK
     bar = None
     delimiter = check_delimiter(args.output_delimiter) or table.delimiter
+    writer = None
     try:
         writer = make_writer(fmt, output.stream, table.header, fields, name=output.name,
                              delimiter=delimiter, raw_cells=args.raw_cells)
@@ -194,6 +195,8 @@ def execute(
         raise
     except BaseException:
         with contextlib.suppress(OutputError):
+            if writer is not None:
+                writer.close()  # a whole document: the header, the GeoJSON's end
             output.commit()  # the rows done so far are whole: keep them
         raise
     output.commit()

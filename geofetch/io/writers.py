@@ -92,6 +92,7 @@ class Writer:
         self.name = name
         self.delimiter = delimiter
         self.raw_cells = raw_cells
+        self._opened = False
 
     def output(self, result: Any) -> dict[str, Any]:
         """The result's output columns, in order, under their output names (a float
@@ -103,11 +104,18 @@ class Writer:
     def write(self, values: list[str], result: Any) -> None:
         """Write one row (the input's cells, the result); raise OutputError if it fails."""
         try:
+            if not self._opened:
+                self._opened = True
+                self._open()
             self._write(values, result)
         except BrokenPipeError:
             raise  # the reader went away (| head): not a write error
         except OSError as exc:
             raise self._failed(exc) from None
+
+    def _open(self) -> None:
+        """Whatever the format writes first (a header), written with the first row or
+        at the close: a run that fails before its first row writes nothing."""
 
     def _write(self, values: list[str], result: Any) -> None:
         raise NotImplementedError
@@ -115,6 +123,9 @@ class Writer:
     def close(self) -> None:
         """Finish the output and flush it; raise OutputError if that fails."""
         try:
+            if not self._opened:
+                self._opened = True
+                self._open()
             self._close()
             self.stream.flush()
         except BrokenPipeError:
@@ -144,12 +155,9 @@ class CSVWriter(Writer):
         super().__init__(stream, header, fields, **options)
         self._buffer = io.StringIO()
         self._csv = csv.writer(self._buffer, delimiter=self.delimiter, lineterminator="\r\n")
-        try:
-            self._row([*header, *self.names])
-        except BrokenPipeError:
-            raise  # the reader went away (| head): not a write error
-        except OSError as exc:
-            raise self._failed(exc) from None
+
+    def _open(self) -> None:
+        self._row([*self.header, *self.names])
 
     def _row(self, cells: list[str]) -> None:
         self._buffer.seek(0)
@@ -189,12 +197,9 @@ class GeoJSONWriter(Writer):
         self._lat, self._lng = (self.names[fields.index(f)] if f in fields else f
                                 for f in ("lat", "lng"))
         self._first = True
-        try:
-            self.stream.write('{"type": "FeatureCollection", "features": [\n')
-        except BrokenPipeError:
-            raise  # the reader went away (| head): not a write error
-        except OSError as exc:
-            raise self._failed(exc) from None
+
+    def _open(self) -> None:
+        self.stream.write('{"type": "FeatureCollection", "features": [\n')
 
     def _write(self, values: list[str], result: Any) -> None:
         output = self.output(result)
