@@ -156,3 +156,9 @@ def test_a_usage_error_is_one_line_and_exit_2(cli, argv):
     assert result.status == 2
     assert result.stderr.count("\n") == 1
     assert ": error: " in result.stderr and "--help" in result.stderr
+
+
+def test_a_second_column_is_refused_not_dropped(cli):
+    result = cli(["geocode", "data/places.csv", "--column", "a", "--column", "b"])
+    assert result.status == 2
+    assert "--column may be given once" in result.stderr

@@ -36,7 +36,8 @@ def add_run_options(parser: argparse.ArgumentParser, *, what: str) -> None:
     parser.add_argument("input", metavar="INPUT",
                         help=f"CSV with a header, text file with one {what} per line, or -")
     parser.add_argument("-o", "--output", metavar="OUTPUT", help="output file (default: stdout)")
-    parser.add_argument("--column", metavar="NAME", help=f"CSV column holding the {what}")
+    parser.add_argument("--column", metavar="NAME", action=_Once,
+                        help=f"CSV column holding the {what}")
     parser.add_argument("--executor", choices=EXECUTORS, default="thread",
                         help="thread (default), process or serial")
     parser.add_argument("--workers", type=positive_int, metavar="N",
@@ -72,6 +73,18 @@ def add_run_options(parser: argparse.ArgumentParser, *, what: str) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log to stderr (-vv for debug); tracebacks for internal errors")
+
+
+class _Once(argparse.Action):
+    """A flag that may be given once: a second ``--column`` would be silently dropped
+    (joining several columns into one place is not built yet)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        if getattr(namespace, self.dest, None) is not None:
+            parser.error(f"{option_string} may be given once (joining several columns "
+                         "is not built yet)")
+        setattr(namespace, self.dest, values)
 
 
 def run_options(args: argparse.Namespace, cache: Any = None) -> RunOptions:
