@@ -59,6 +59,8 @@ class Work(Protocol[R]):
     cacheable: bool
     secrets: tuple[str, ...]
     default_rate: float | None
+    #: The most requests per second the service allows (None: no limit known).
+    max_rate: float | None
 
     def invalid(self, query: str) -> R | None:
         """The ``invalid`` result for a query that cannot be asked, else None."""
@@ -114,7 +116,7 @@ class Job(Generic[R]):
         rate = self.options.rate
         #: Requests per second for the whole run (None: no limit).
         self.rate = (work.default_rate if rate is None else rate) or None
-        max_rate: float | None = getattr(work, "max_rate", None)
+        max_rate = work.max_rate
         if max_rate is not None and (self.rate is None or self.rate > max_rate):
             asked = "no limit" if self.rate is None else f"{self.rate:g} requests/s"
             raise UsageError(f"rate: {asked} is more than this service allows "

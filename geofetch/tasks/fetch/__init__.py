@@ -108,6 +108,8 @@ class FetchWork:
     #: No rate limit unless ``rate`` is given: the per-host cap and robots.txt's
     #: ``Crawl-delay`` keep a crawl polite per site.
     default_rate: float | None = None
+    #: No service-wide cap: robots.txt's Crawl-delay paces each site.
+    max_rate: float | None = None
     #: The most requests one URL can take: its hops, and a robots.txt (with its own).
     requests_per_task = MAX_REDIRECTS + 1 + ROBOTS_REDIRECTS + 1
 
