@@ -246,3 +246,25 @@ def test_serve_imports_no_http_client_or_html_parser():
              if name.split(".")[0] in ("requests", "urllib3", "bs4", "googlemaps")
              or name.startswith(("geofetch.core", "geofetch.tasks", "geofetch.http"))}
     assert heavy == set()
+
+
+@pytest.mark.timeout(120)
+def test_the_process_executor_changes_no_global_multiprocessing_setting(monkeypatch):
+    import multiprocessing
+    import multiprocessing.context
+
+    calls: list[str] = []
+    for owner, name in ((multiprocessing.context.ForkServerContext, "set_forkserver_preload"),
+                        (multiprocessing.context.BaseContext, "set_executable")):
+        original = getattr(owner, name)
+
+        def spy(self, *args, _name=name, _original=original, **kwargs):
+            calls.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(owner, name, spy)
+    before = multiprocessing.get_start_method(allow_none=True)
+    results = geocode_many(["Berlin", "Osaka"], executor="process", workers=2)
+    assert [r.status for r in results] == ["ok", "ok"]
+    assert calls == []  # no preload, no executable set for the host
+    assert multiprocessing.get_start_method(allow_none=True) == before

@@ -489,7 +489,13 @@ class ProcessExecutor(Executor):
             name="geofetch-worker",
             daemon=True,
         )
+        unset = multiprocessing.get_start_method(allow_none=True) is None
         process.start()
+        if unset and multiprocessing.get_start_method(allow_none=True) is not None:
+            # Starting a forkserver or spawn process pins the host's default start
+            # method as a side effect (multiprocessing.spawn.get_preparation_data asks
+            # for it): give the host back its unset default.
+            multiprocessing.set_start_method(None, force=True)
         child_conn.close()
         return _Worker(process, parent_conn)
 
