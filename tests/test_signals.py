@@ -93,10 +93,9 @@ def test_signal_flushes_rows_in_order_and_leaves_no_worker(tmp_path, executor, s
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("executor", ["thread"])
+@pytest.mark.parametrize("executor", ["thread", "process"])
 def test_ctrl_c_waits_for_the_requests_running_not_the_queued_ones(tmp_path, executor):
     # Before: after Ctrl-C, workers kept starting queued rows for the whole 2 s grace.
-    # (Worker processes still finish the batch they hold: see README.)
     source = tmp_path / "places.txt"
     source.write_text("".join(f"Berlin {i}\n" for i in range(400)), encoding="utf-8")
     server = LocalServer(latency=0.5)

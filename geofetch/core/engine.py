@@ -123,6 +123,11 @@ class Run(Generic[T, R]):
         def settle(task_id: int, kind: str, value: Any) -> None:
             if kind == "raise":
                 raise value
+            if kind == "cancelled":  # dropped unstarted on an interrupt: no result
+                dropped = tasks.pop(task_id, None)
+                if dropped is not None and dropped.key is not None:
+                    by_key.pop(dropped.key, None)
+                return
             task = tasks[task_id]
             if kind == "lost" and task.lost < self.lost_retries and drain_until is None:
                 task.lost += 1

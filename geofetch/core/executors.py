@@ -89,6 +89,8 @@ _MAX_FAILED_STARTS = 3
 _FLUSH_SECONDS = 0.05
 #: What a worker process sends once it has built its worker.
 _READY = "ready"
+#: Parent to worker: drop the tasks not started; worker to parent, with their ids.
+_CANCEL = "cancel"
 #: How long :meth:`Executor.stop` waits for busy workers before it returns anyway.
 STOP_GRACE_SECONDS = 0.8
 
@@ -370,27 +372,39 @@ def _process_main(conn: Any, spec: WorkerSpec) -> None:
 
 
 def _serve(conn: Any, worker: Worker | None, init_error: str) -> None:
+    """Run the tasks the parent sends, in order; between two tasks, read what else it
+    sent: more batches, :data:`_CANCEL` (drop the tasks not started, and say which),
+    or ``None`` (stop)."""
+    queued: deque[tuple[int, Any]] = deque()
+    results: Completed = []
+    flushed_at = time.monotonic()
     while True:
         try:
-            batch = conn.recv()
+            while not queued or conn.poll():
+                message = conn.recv()
+                if message is None:
+                    _send_results(conn, results)
+                    return
+                if message == _CANCEL:
+                    if results and not _send_results(conn, results):
+                        return
+                    results = []
+                    conn.send((_CANCEL, [task_id for task_id, _ in queued]))
+                    queued.clear()
+                else:
+                    queued.extend(message)
         except (EOFError, OSError):
             return
-        if batch is None:
-            return
-        results: Completed = []
-        flushed_at = time.monotonic()
-        for task_id, payload in batch:
-            try:
-                outcome = capture(worker, payload, init_error)
-            except BaseException as exc:  # noqa: BLE001 - an interrupt: the parent's to raise
-                outcome = ("raise", exc)
-            results.append((task_id, outcome))
-            if time.monotonic() - flushed_at >= _FLUSH_SECONDS:
-                if not _send_results(conn, results):
-                    return
-                results, flushed_at = [], time.monotonic()
-        if results and not _send_results(conn, results):
-            return
+        task_id, payload = queued.popleft()
+        try:
+            outcome = capture(worker, payload, init_error)
+        except BaseException as exc:  # noqa: BLE001 - an interrupt: the parent's to raise
+            outcome = ("raise", exc)
+        results.append((task_id, outcome))
+        if not queued or time.monotonic() - flushed_at >= _FLUSH_SECONDS:
+            if not _send_results(conn, results):
+                return
+            results, flushed_at = [], time.monotonic()
 
 
 def _send_results(conn: Any, results: Completed) -> bool:
@@ -561,9 +575,17 @@ class ProcessExecutor(Executor):
         return done
 
     def cancel_queued(self) -> list[int]:
+        """Drop the tasks not yet sent, and ask each worker to drop those it holds but
+        has not started (they come back as ``("cancelled", None)`` outcomes)."""
         dropped = [task_id for task_id, _ in [*self._pending, *self._suspects]]
         self._pending.clear()
         self._suspects.clear()
+        for worker in self._pool:
+            if not worker.dead and worker.outstanding:
+                try:
+                    worker.conn.send(_CANCEL)
+                except (OSError, EOFError):
+                    pass  # it died: its sentinel reports it
         return dropped
 
     def _kill_hung(self, done: Completed) -> None:
@@ -583,6 +605,11 @@ class ProcessExecutor(Executor):
                 message = worker.conn.recv()
                 if message == _READY:
                     worker.ready = True
+                    continue
+                if isinstance(message, tuple) and message[0] == _CANCEL:
+                    for task_id in message[1]:
+                        self._forget(worker, task_id)
+                        done.append((task_id, ("cancelled", None)))
                     continue
                 for task_id, outcome in message:
                     self._forget(worker, task_id)
