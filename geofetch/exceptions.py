@@ -17,6 +17,8 @@ The class name is what a row's ``error`` shows, so leaves are named for the read
     │   ├── MalformedRow              an input row whose field count is not the
     │   │                             header's (status invalid; its cells are kept)
     │   ├── WorkerDied                the worker process died under the row (twice)
+    │   ├── WorkerTimeout             the row's worker sent nothing for longer than
+    │   │                             the row may take (abandoned, or killed)
     │   ├── UnpicklableResult         the row's result could not be sent back
     │   └── TaskError                 the task raised something unexpected (a bug);
     │                                 the message starts with the original class
@@ -100,6 +102,12 @@ class MalformedRow(RowError):
 
 class WorkerDied(RowError):
     """The worker process died (killed, segfault) while it held the row, twice."""
+
+
+class WorkerTimeout(RowError):
+    """The row's worker held it longer than any answer can take (timeout x attempts,
+    backoff, Retry-After waits, the gate's queue, a margin): a thread is abandoned,
+    a process killed and replaced."""
 
 
 class UnpicklableResult(RowError):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from geofetch import geocode_many
+from geofetch import exceptions
 from geofetch.exceptions import WorkerStartError
 
 from .fakes import DiesOnOpen, FakeProvider
@@ -27,6 +28,7 @@ def test_a_thread_past_its_deadline_fails_its_row_and_the_run_ends():
     statuses = [(r.status, (r.error or "").split(":")[0]) for r in results]
     assert statuses == [("ok", ""), ("ok", ""), ("failed", "WorkerTimeout"), ("ok", ""),
                         ("ok", "")] * 2
+    assert issubclass(exceptions.WorkerTimeout, exceptions.RowError)  # a class, drawn
 
 
 @pytest.mark.timeout(180)
