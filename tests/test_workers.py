@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from geofetch import geocode_many
-from geofetch import exceptions
+from geofetch import exceptions, geocode_many
 from geofetch.exceptions import WorkerStartError
 
 from .fakes import DiesOnOpen, FakeProvider
