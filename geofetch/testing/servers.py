@@ -78,20 +78,78 @@ class Seen:
     at: float = field(default_factory=time.monotonic)  # when its head was read
 
 
-class ScriptedServer:
-    """See the module docstring. ``with ScriptedServer(Reply(...)) as server:``."""
+class _Listener:
+    """What both loopback servers here share: a listener on ``127.0.0.1`` port 0, an
+    accept loop, a thread per connection, and a stop that cuts every wait short,
+    shuts every connection and joins every thread. A subclass handles each accepted
+    socket in :meth:`_accepted`."""
 
-    def __init__(self, *replies: Reply, tls: ssl.SSLContext | None = None) -> None:
-        self.replies: list[Reply] = list(replies) or [Reply()]
-        self.requests: list[Seen] = []
-        self.connections = 0
-        self.tls = tls
+    _thread_name = "geofetch-loopback-server"
+
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._sockets: set[socket.socket] = set()
         self._threads: list[threading.Thread] = []
         self._listener: socket.socket | None = None
         self._port = 0
+
+    def _listen(self) -> None:
+        listener = socket.create_server(("127.0.0.1", 0))
+        listener.settimeout(0.05)
+        self._listener, self._port = listener, listener.getsockname()[1]
+        self._spawn(self._accept)
+
+    def stop(self) -> None:
+        """Stop accepting, cut every wait short, shut every connection, join."""
+        self._stopping.set()
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for thread in list(self._threads):
+            thread.join(timeout=5)
+        if self._listener is not None:
+            self._listener.close()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _spawn(self, target: Any, *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True,
+                                  name=self._thread_name)
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept(self) -> None:
+        assert self._listener is not None
+        while not self._stopping.is_set():
+            try:
+                sock, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._accepted(sock)
+
+    def _accepted(self, sock: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class ScriptedServer(_Listener):
+    """See the module docstring. ``with ScriptedServer(Reply(...)) as server:``."""
+
+    _thread_name = "geofetch-scripted-server"
+
+    def __init__(self, *replies: Reply, tls: ssl.SSLContext | None = None) -> None:
+        super().__init__()
+        self.replies: list[Reply] = list(replies) or [Reply()]
+        self.requests: list[Seen] = []
+        self.connections = 0
+        self.tls = tls
         #: How many requests were answered before the current script began.
         self.script_start = 0
 
@@ -123,54 +181,18 @@ class ScriptedServer:
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self._port}"
 
     def start(self) -> ScriptedServer:
-        listener = socket.create_server(("127.0.0.1", 0))
-        listener.settimeout(0.05)
-        self._listener = listener
-        self._port = listener.getsockname()[1]
-        self._spawn(self._accept)
+        self._listen()
         return self
-
-    def stop(self) -> None:
-        """Stop accepting, cut every wait short, shut every connection, join."""
-        self._stopping.set()
-        with self._lock:
-            sockets = list(self._sockets)
-        for sock in sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for thread in list(self._threads):
-            thread.join(timeout=5)
-        if self._listener is not None:
-            self._listener.close()
 
     def __enter__(self) -> ScriptedServer:
         return self.start()
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def _spawn(self, target: Any, *args: Any) -> None:
-        thread = threading.Thread(target=target, args=args, daemon=True,
-                                  name="geofetch-scripted-server")
-        self._threads.append(thread)
-        thread.start()
-
-    def _accept(self) -> None:
-        assert self._listener is not None
-        while not self._stopping.is_set():
-            try:
-                sock, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with self._lock:
-                self.connections += 1
-                number = self.connections
-                self._sockets.add(sock)
-            self._spawn(self._serve, sock, number)
+    def _accepted(self, sock: socket.socket) -> None:
+        with self._lock:
+            self.connections += 1
+            number = self.connections
+            self._sockets.add(sock)
+        self._spawn(self._serve, sock, number)
 
     # -- one connection --------------------------------------------------------------
 
@@ -263,60 +285,26 @@ def _phrase(status: int) -> str:
         return "Unknown"
 
 
-class TunnelProxy:
+class TunnelProxy(_Listener):
     """A ``CONNECT``-only proxy on loopback (see the module docstring). ``tunnels``
     lists each ``host:port`` asked for; a target off loopback is refused (403)."""
 
+    _thread_name = "geofetch-tunnel-proxy"
+
     def __init__(self) -> None:
+        super().__init__()
         self.tunnels: list[str] = []
-        self._stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._sockets: set[socket.socket] = set()
-        self._threads: list[threading.Thread] = []
-        self._listener: socket.socket | None = None
-        self._port = 0
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self._port}"
 
     def __enter__(self) -> TunnelProxy:
-        listener = socket.create_server(("127.0.0.1", 0))
-        listener.settimeout(0.05)
-        self._listener, self._port = listener, listener.getsockname()[1]
-        self._spawn(self._accept)
+        self._listen()
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self._stopping.set()
-        with self._lock:
-            sockets = list(self._sockets)
-        for sock in sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for thread in list(self._threads):
-            thread.join(timeout=5)
-        if self._listener is not None:
-            self._listener.close()
-
-    def _spawn(self, target: Any, *args: Any) -> None:
-        thread = threading.Thread(target=target, args=args, daemon=True,
-                                  name="geofetch-tunnel-proxy")
-        self._threads.append(thread)
-        thread.start()
-
-    def _accept(self) -> None:
-        assert self._listener is not None
-        while not self._stopping.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self._spawn(self._tunnel, client)
+    def _accepted(self, sock: socket.socket) -> None:
+        self._spawn(self._tunnel, sock)
 
     def _keep(self, sock: socket.socket) -> None:
         with self._lock:
