@@ -156,6 +156,19 @@ class Gazetteer:
         """Every city's own name, most populous first."""
         return list(self._names)
 
+    def coordinates(self) -> tuple[array[float], array[float]]:
+        """Every city's latitude and longitude (WGS 84 degrees), most populous first:
+        the position ``i`` of each is the city :meth:`place_at` ``(i)`` returns."""
+        return self._lat, self._lng
+
+    def place_at(self, index: int) -> Place:
+        """The city at position ``index`` (0 is the most populous) of :meth:`coordinates`.
+
+        Raises :class:`IndexError` outside ``0..len(self) - 1``."""
+        if not 0 <= index < self._size:
+            raise IndexError(f"no city at position {index} of {self._size}")
+        return self._place(index)
+
     # -- internals ------------------------------------------------------------------
 
     def _place(self, code: int) -> Place:
