@@ -34,7 +34,7 @@ from .exceptions import (
     RunAborted,
     UsageError,
 )
-from .models import FetchResult, GeocodeResult
+from .models import FetchResult, GeocodeResult, ReverseResult
 from .options import EXECUTORS, RunOptions
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from .server import LocalServer
     from .tasks.fetch import FetchOptions, fetch_job, fetch_many, fetch_options, iter_fetch
     from .tasks.geocode import geocode_job, geocode_many, iter_geocode
+    from .tasks.reverse import iter_reverse, reverse_job, reverse_many
 
 __all__ = [
     "BudgetExhausted",
@@ -61,6 +62,7 @@ __all__ = [
     "Provider",
     "ProviderError",
     "RequestDenied",
+    "ReverseResult",
     "RunAborted",
     "RunOptions",
     "UsageError",
@@ -72,6 +74,9 @@ __all__ = [
     "geocode_many",
     "iter_fetch",
     "iter_geocode",
+    "iter_reverse",
+    "reverse_job",
+    "reverse_many",
 ]
 
 _LAZY = {
@@ -79,6 +84,9 @@ _LAZY = {
     "geocode_job": ".tasks.geocode",
     "geocode_many": ".tasks.geocode",
     "iter_geocode": ".tasks.geocode",
+    "iter_reverse": ".tasks.reverse",
+    "reverse_job": ".tasks.reverse",
+    "reverse_many": ".tasks.reverse",
     "FetchOptions": ".tasks.fetch",
     "fetch_job": ".tasks.fetch",
     "fetch_many": ".tasks.fetch",

@@ -27,10 +27,12 @@ from typing import Any
 
 from .exceptions import CacheError
 
-SCHEMA_VERSION = 1
-_SELECT_WITH_RAW = ("SELECT status, lat, lng, formatted_address, raw FROM answers "
+#: Format 2 added the ``fields`` column (the address fields, JSON); a format-1 file is
+#: upgraded in place when opened (its entries have no fields).
+SCHEMA_VERSION = 2
+_SELECT_WITH_RAW = ("SELECT status, lat, lng, formatted_address, raw, fields FROM answers "
                     "WHERE namespace = ? AND query = ?")
-_SELECT_WITHOUT_RAW = ("SELECT status, lat, lng, formatted_address, NULL FROM answers "
+_SELECT_WITHOUT_RAW = ("SELECT status, lat, lng, formatted_address, NULL, fields FROM answers "
                        "WHERE namespace = ? AND query = ?")
 DEFAULT_FILENAME = ".geofetch-cache.sqlite"
 #: Seconds a locked cache file is waited for before the run gives up on it.
@@ -39,13 +41,14 @@ LOCK_TIMEOUT_SECONDS = 10.0
 
 @dataclass(frozen=True)
 class CacheEntry:
-    """One stored answer."""
+    """One stored answer; ``fields`` the address fields by name (None: none kept)."""
 
     status: str
     lat: float | None
     lng: float | None
     formatted_address: str | None
     raw: Any = None
+    fields: dict[str, Any] | None = None
 
 
 class SQLiteCache:
@@ -89,9 +92,14 @@ class SQLiteCache:
             db.execute(
                 "CREATE TABLE answers (namespace TEXT NOT NULL, query TEXT NOT NULL, "
                 "status TEXT NOT NULL, lat REAL, lng REAL, formatted_address TEXT, raw TEXT, "
-                "stored_at REAL NOT NULL, PRIMARY KEY (namespace, query))"
+                "stored_at REAL NOT NULL, fields TEXT, PRIMARY KEY (namespace, query))"
             )
             db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            db.commit()
+        elif row[0] == "1":
+            db.execute("ALTER TABLE answers ADD COLUMN fields TEXT")
+            db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                       (str(SCHEMA_VERSION),))
             db.commit()
         elif row[0] != str(SCHEMA_VERSION):
             raise CacheError(f"cache {self.path} has format {row[0]}, this geofetch reads "
@@ -113,16 +121,20 @@ class SQLiteCache:
         if row is None:
             return None
         decoded = json.loads(row[4]) if raw and row[4] else None
-        return CacheEntry(row[0], row[1], row[2], row[3], decoded)
+        fields = json.loads(row[5]) if row[5] else None
+        return CacheEntry(row[0], row[1], row[2], row[3], decoded,
+                          fields if isinstance(fields, dict) else None)
 
     def put(self, namespace: str, key: str, entry: CacheEntry) -> None:
         """Store one answer (committed in batches); raise CacheError if it cannot be."""
         try:
             self._db.execute(
-                "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO answers (namespace, query, status, lat, lng, "
+                "formatted_address, raw, stored_at, fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (namespace, key, entry.status, entry.lat, entry.lng, entry.formatted_address,
                  json.dumps(entry.raw, ensure_ascii=False) if entry.raw is not None else None,
-                 time.time()),
+                 time.time(),
+                 json.dumps(entry.fields, ensure_ascii=False) if entry.fields else None),
             )
         except sqlite3.Error as exc:
             raise self._error(exc) from None

@@ -15,6 +15,18 @@ STATUSES = (OK, NOT_FOUND, INVALID, FAILED)
 MAX_QUERY_LENGTH = 1000
 
 GEOCODE_COLUMNS = ("lat", "lng", "formatted_address", "status", "error")
+#: The address fields ``--fields`` adds (before ``status``), in this order; the same
+#: names as :data:`geofetch.providers.base.ADDRESS_FIELDS`.
+ADDRESS_FIELDS = ("country_code", "country", "admin1", "locality", "postcode", "place_id",
+                  "precision", "confidence")
+#: A reverse lookup's output columns (the input keeps its own coordinates).
+REVERSE_COLUMNS = ("formatted_address", "status", "error")
+
+
+def with_fields(columns: tuple[str, ...]) -> tuple[str, ...]:
+    """``columns`` with :data:`ADDRESS_FIELDS` inserted before ``status``."""
+    at = columns.index("status")
+    return (*columns[:at], *ADDRESS_FIELDS, *columns[at:])
 FETCH_COLUMNS = (
     "status_code",
     "final_url",
@@ -51,6 +63,10 @@ class GeocodeResult:
     ``error`` (``"ErrorClass: message"``) only when it is not. ``attempts`` counts the
     requests made for this row (0 for cached, invalid and offline rows), ``elapsed``
     is the seconds spent on it, ``raw`` the provider's own answer.
+
+    The address fields (:data:`ADDRESS_FIELDS`; see
+    :class:`geofetch.providers.base.Answer` for their meaning) are ``None`` where the
+    provider gives none, and for rows that are not ``ok``.
     """
 
     query: str
@@ -62,18 +78,84 @@ class GeocodeResult:
     attempts: int = 0
     elapsed: float = 0.0
     raw: Any = field(default=None, repr=False)
+    country_code: str | None = None
+    country: str | None = None
+    admin1: str | None = None
+    locality: str | None = None
+    postcode: str | None = None
+    place_id: str | None = None
+    precision: str | None = None
+    confidence: float | None = None
 
     @property
     def ok(self) -> bool:
         """True when coordinates were obtained."""
         return self.status == OK
 
+    def fields(self) -> dict[str, Any]:
+        """The address fields by name (:data:`ADDRESS_FIELDS`)."""
+        return {name: getattr(self, name) for name in ADDRESS_FIELDS}
+
     def columns(self) -> dict[str, Any]:
-        """The output columns of this row, in contract order."""
+        """The output columns of this row (:data:`GEOCODE_COLUMNS` with the address
+        fields before ``status``)."""
         return {
             "lat": self.lat,
             "lng": self.lng,
             "formatted_address": self.formatted_address,
+            **self.fields(),
+            "status": self.status,
+            "error": self.error,
+        }
+
+
+@dataclass
+class ReverseResult:
+    """The outcome of reverse geocoding one point.
+
+    ``query`` is the point as asked (``"52.52,13.405"``, or the cells as read);
+    ``lat``/``lng`` the point parsed (WGS 84 degrees; ``None`` when it is
+    ``invalid``); ``formatted_address`` and the address fields are the answer's
+    (``None`` unless ``ok``), ``raw`` the provider's own answer (the offline
+    provider's holds the city's point and its ``distance_km``). ``status``,
+    ``error``, ``attempts``, ``elapsed`` as in :class:`GeocodeResult`.
+    """
+
+    query: str
+    lat: float | None = None
+    lng: float | None = None
+    formatted_address: str | None = None
+    status: str = FAILED
+    error: str | None = None
+    attempts: int = 0
+    elapsed: float = 0.0
+    raw: Any = field(default=None, repr=False)
+    country_code: str | None = None
+    country: str | None = None
+    admin1: str | None = None
+    locality: str | None = None
+    postcode: str | None = None
+    place_id: str | None = None
+    precision: str | None = None
+    confidence: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when an address was obtained."""
+        return self.status == OK
+
+    def fields(self) -> dict[str, Any]:
+        """The address fields by name (:data:`ADDRESS_FIELDS`)."""
+        return {name: getattr(self, name) for name in ADDRESS_FIELDS}
+
+    def columns(self) -> dict[str, Any]:
+        """The output columns (:data:`REVERSE_COLUMNS` with the address fields before
+        ``status``), plus ``lat``/``lng`` of the point for the GeoJSON writer."""
+        return {
+            "lat": self.lat,
+            "lng": self.lng,
+            "formatted_address": self.formatted_address,
+            **self.fields(),
             "status": self.status,
             "error": self.error,
         }

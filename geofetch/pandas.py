@@ -1,18 +1,21 @@
-"""pandas integration (the ``pandas`` extra): geocode a DataFrame column.
+"""pandas integration (the ``pandas`` extra): geocode a DataFrame column, or reverse
+geocode two.
 
 ::
 
-    from geofetch.pandas import geocode_dataframe
+    from geofetch.pandas import geocode_dataframe, reverse_dataframe
     out = geocode_dataframe(df, column="address", provider="offline")
+    out = reverse_dataframe(df, lat_column="lat", lng_column="lng", fields=True)
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import InputError, UsageError
 from .io.writers import output_names
-from .models import GEOCODE_COLUMNS
+from .models import GEOCODE_COLUMNS, REVERSE_COLUMNS, with_fields
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,6 +31,9 @@ def geocode_dataframe(
     provider: str | Provider = "offline",
     key: str | None = None,
     base_url: str | None = None,
+    countries: str | Iterable[str] | None = None,
+    language: str | None = None,
+    fields: bool = False,
     executor: str = "thread",
     workers: int | None = None,
     rate: float | None = None,
@@ -42,34 +48,106 @@ def geocode_dataframe(
     """Return a copy of ``df`` with ``lat``, ``lng``, ``formatted_address``, ``status``
     and ``error`` added, row for row, index preserved. A column the frame already
     has is never overwritten: the new one is ``geofetch_NAME`` (``geofetch_status``).
+    ``fields=True`` adds the address fields (``country_code`` ... ``confidence``)
+    before ``status``.
 
-    The keyword options are :func:`geofetch.geocode_many`'s. Identical places are
+    The other keyword options are :func:`geofetch.geocode_many`'s. Identical places are
     asked once; results stream into five plain lists, so extra memory is those
     columns. Missing values (NaN, None) are ``invalid`` rows. Raises
     :class:`InputError` for a missing column, :class:`UsageError` for a bad option.
     """
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover - the extra is installed in tests
-        raise UsageError("geocode_dataframe needs pandas: pip install 'geofetch[pandas]'") from None
+    pd = _pandas("geocode_dataframe")
     from .tasks.geocode import iter_geocode
 
-    if column not in df.columns:
-        names = ", ".join(map(str, df.columns)) or "(none)"
-        raise InputError(f"no column {column!r} in the DataFrame; columns are: {names}")
+    _check_columns(df, column)
     places = ("" if pd.isna(value) else str(value) for value in df[column])
-    collected: dict[str, list[Any]] = {name: [] for name in GEOCODE_COLUMNS}
     results = iter_geocode(places, provider=provider, key=key, base_url=base_url,
+                           countries=countries, language=language,
                            executor=executor, workers=workers, rate=rate, retries=retries,
                            timeout=timeout, cache=cache, max_requests=max_requests,
                            max_throttled=max_throttled, max_wait=max_wait,
                            progress=progress)
+    columns = with_fields(GEOCODE_COLUMNS) if fields else GEOCODE_COLUMNS
+    return _collect(df, results, columns)
+
+
+def reverse_dataframe(
+    df: pd.DataFrame,
+    lat_column: str = "lat",
+    lng_column: str = "lng",
+    *,
+    provider: str | Provider = "offline",
+    key: str | None = None,
+    base_url: str | None = None,
+    countries: str | Iterable[str] | None = None,
+    language: str | None = None,
+    max_distance: float | None = None,
+    fields: bool = False,
+    executor: str = "thread",
+    workers: int | None = None,
+    rate: float | None = None,
+    retries: int = 3,
+    timeout: float = 10.0,
+    cache: Any = None,
+    max_requests: int | None = None,
+    max_throttled: int | None = 20,
+    max_wait: float = 300.0,
+    progress: Progress = False,
+) -> pd.DataFrame:
+    """Return a copy of ``df`` with ``formatted_address``, ``status`` and ``error``
+    added for the point in ``lat_column``/``lng_column`` (WGS 84 degrees) of each
+    row, index preserved; ``fields=True`` adds the address fields before ``status``.
+    A column the frame already has is never overwritten (``geofetch_NAME``).
+
+    The other keyword options are :func:`geofetch.reverse_many`'s. Missing, non-numeric
+    or out-of-range coordinates are ``invalid`` rows, not asked. Raises
+    :class:`InputError` for a missing column, :class:`UsageError` for a bad option.
+    """
+    pd = _pandas("reverse_dataframe")
+    from .tasks.reverse import iter_reverse
+
+    _check_columns(df, lat_column, lng_column)
+    points = ((None if pd.isna(lat) else lat, None if pd.isna(lng) else lng)
+              for lat, lng in zip(df[lat_column], df[lng_column], strict=True))
+    results = iter_reverse(points, provider=provider, key=key, base_url=base_url,
+                           countries=countries, language=language, max_distance=max_distance,
+                           executor=executor, workers=workers, rate=rate, retries=retries,
+                           timeout=timeout, cache=cache, max_requests=max_requests,
+                           max_throttled=max_throttled, max_wait=max_wait,
+                           progress=progress)
+    columns = with_fields(REVERSE_COLUMNS) if fields else REVERSE_COLUMNS
+    return _collect(df, results, columns)
+
+
+def _pandas(caller: str) -> Any:
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - the extra is installed in tests
+        raise UsageError(f"{caller} needs pandas: pip install 'geofetch[pandas]'") from None
+    return pd
+
+
+def _check_columns(df: pd.DataFrame, *wanted: str) -> None:
+    for column in wanted:
+        if column not in df.columns:
+            names = ", ".join(map(str, df.columns)) or "(none)"
+            raise InputError(f"no column {column!r} in the DataFrame; columns are: {names}")
+
+
+def _collect(df: pd.DataFrame, results: Iterable[Any],
+             columns: tuple[str, ...]) -> pd.DataFrame:
+    """A copy of ``df`` with ``columns`` of each result added (streamed into lists)."""
+    import pandas as pd
+
+    collected: dict[str, list[Any]] = {name: [] for name in columns}
     for result in results:
-        for name, value in result.columns().items():
-            collected[name].append(value)
+        values = result.columns()
+        for name in columns:
+            collected[name].append(values[name])
     out = df.copy()
-    written = output_names([str(c) for c in df.columns], GEOCODE_COLUMNS)
-    for target, field in zip(written, GEOCODE_COLUMNS, strict=True):
+    written = output_names([str(c) for c in df.columns], columns)
+    for target, field in zip(written, columns, strict=True):
+        numeric = field in ("lat", "lng", "confidence")
         out[target] = pd.Series(collected[field], index=df.index,
-                              dtype="float64" if field in ("lat", "lng") else "object")
+                                dtype="float64" if numeric else "object")
     return out

@@ -32,6 +32,7 @@ PUBLIC = {
     "NominatimProvider", "OfflineProvider", "Provider", "ProviderError", "RequestDenied",
     "RunAborted", "RunOptions", "UsageError", "__version__", "fetch_job", "fetch_many",
     "fetch_options", "geocode_job", "geocode_many", "iter_fetch", "iter_geocode",
+    "ReverseResult", "iter_reverse", "reverse_job", "reverse_many",
 }
 
 

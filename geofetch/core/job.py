@@ -260,7 +260,8 @@ class Job(Generic[R]):
         if self.cache is not None:
             self.cache.put(self.work.namespace, key, entry)
         if not self.keep_raw and entry.raw is not None:
-            entry = CacheEntry(entry.status, entry.lat, entry.lng, entry.formatted_address)
+            entry = CacheEntry(entry.status, entry.lat, entry.lng, entry.formatted_address,
+                               fields=entry.fields)
         self._recent[key] = entry
         if len(self._recent) > RECENT_ANSWERS:
             self._recent.popitem(last=False)

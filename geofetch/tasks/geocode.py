@@ -15,10 +15,19 @@ from ..core.job import Job
 from ..core.ratelimit import RequestGate
 from ..core.retry import RetryPolicy, call_with_retries
 from ..exceptions import InvalidAnswer, InvalidQuery, describe
-from ..models import FAILED, INVALID, MAX_QUERY_LENGTH, NOT_FOUND, OK, GeocodeResult, Rejected
+from ..models import (
+    ADDRESS_FIELDS,
+    FAILED,
+    INVALID,
+    MAX_QUERY_LENGTH,
+    NOT_FOUND,
+    OK,
+    GeocodeResult,
+    Rejected,
+)
 from ..normalize import normalize_query
 from ..options import Progress, RunOptions
-from ..providers import Provider, get_provider
+from ..providers import Answer, Provider, get_provider
 from ..redact import redact
 
 
@@ -81,7 +90,23 @@ class GeocodeWorker:
             attempts=attempts,
             elapsed=elapsed,
             raw=raw,
+            **answer_fields(answer, self.secrets),
         )
+
+
+def answer_fields(answer: Answer, secrets: tuple[str, ...]) -> dict[str, Any]:
+    """The answer's address fields, each string with ``secrets`` masked and a
+    confidence outside 0..1 (or not finite) dropped."""
+    fields = answer.fields()
+    for name, value in fields.items():
+        if isinstance(value, str) and secrets:
+            fields[name] = redact(value, secrets)
+    confidence = fields.get("confidence")
+    if confidence is not None and (isinstance(confidence, bool)
+                                   or not isinstance(confidence, int | float)
+                                   or not 0.0 <= confidence <= 1.0):
+        fields["confidence"] = None
+    return fields
 
 
 def redact_values(value: Any, secrets: tuple[str, ...]) -> Any:
@@ -111,6 +136,12 @@ def check_coordinates(lat: object, lng: object) -> InvalidAnswer | None:
         if not -limit <= value <= limit:
             return InvalidAnswer(f"{name} {value!r} is outside -{limit:g}..{limit:g}")
     return None
+
+
+def cached_fields(entry: CacheEntry) -> dict[str, Any]:
+    """The address fields a cache entry holds (unknown names ignored)."""
+    stored = entry.fields or {}
+    return {name: stored.get(name) for name in ADDRESS_FIELDS}
 
 
 class GeocodeWork:
@@ -156,13 +187,14 @@ class GeocodeWork:
             return GeocodeResult(query, status=FAILED, error=describe(problem), raw=entry.raw)
         return GeocodeResult(query, lat=entry.lat, lng=entry.lng,
                              formatted_address=entry.formatted_address, status=entry.status,
-                             raw=entry.raw)
+                             raw=entry.raw, **cached_fields(entry))
 
     def to_cache(self, result: GeocodeResult) -> CacheEntry | None:
         if result.status not in (OK, NOT_FOUND):
             return None
+        fields = {k: v for k, v in result.fields().items() if v is not None}
         return CacheEntry(result.status, result.lat, result.lng, result.formatted_address,
-                          result.raw)
+                          result.raw, fields or None)
 
     def for_query(self, result: GeocodeResult, query: str) -> GeocodeResult:
         return result if result.query == query else replace(result, query=query)
@@ -178,6 +210,8 @@ def geocode_job(
     provider: str | Provider = "offline",
     key: str | None = None,
     base_url: str | None = None,
+    countries: str | Iterable[str] | None = None,
+    language: str | None = None,
     options: RunOptions | None = None,
     window: int | None = None,
     keep_raw: bool = True,
@@ -189,7 +223,8 @@ def geocode_job(
     (``with``) and iterate it for results; raises :class:`UsageError` for a bad
     provider or option before anything starts.
     """
-    instance = get_provider(provider, key=key, base_url=base_url)
+    instance = get_provider(provider, key=key, base_url=base_url, countries=countries,
+                            language=language)
     return Job(places, GeocodeWork(instance), options, window=window, keep_raw=keep_raw)
 
 
@@ -199,6 +234,8 @@ def iter_geocode(
     provider: str | Provider = "offline",
     key: str | None = None,
     base_url: str | None = None,
+    countries: str | Iterable[str] | None = None,
+    language: str | None = None,
     executor: str = "thread",
     workers: int | None = None,
     rate: float | None = None,
@@ -219,7 +256,8 @@ def iter_geocode(
     options = RunOptions(executor=executor, workers=workers, rate=rate, retries=retries,
                          timeout=timeout, cache=cache, max_requests=max_requests,
                          max_throttled=max_throttled, max_wait=max_wait, progress=progress)
-    job = geocode_job(places, provider=provider, key=key, base_url=base_url, options=options)
+    job = geocode_job(places, provider=provider, key=key, base_url=base_url,
+                      countries=countries, language=language, options=options)
     return _iterate(job)
 
 
@@ -234,6 +272,8 @@ def geocode_many(
     provider: str | Provider = "offline",
     key: str | None = None,
     base_url: str | None = None,
+    countries: str | Iterable[str] | None = None,
+    language: str | None = None,
     executor: str = "thread",
     workers: int | None = None,
     rate: float | None = None,
@@ -248,8 +288,10 @@ def geocode_many(
     """Geocode every place; return one :class:`GeocodeResult` per place, in order.
 
     * ``provider``: ``"offline"`` (default), ``"google"``, ``"nominatim"``, or a
-      :class:`~geofetch.providers.Provider` instance; ``key`` and ``base_url`` go to
-      a provider named by string.
+      :class:`~geofetch.providers.Provider` instance; ``key``, ``base_url``,
+      ``countries`` (ISO 3166-1 alpha-2 codes, ``"DE,AT"`` or a list: answers only
+      there) and ``language`` (a language tag such as ``"de"``; google and nominatim)
+      go to a provider named by string.
     * ``executor``, ``workers``, ``rate``, ``retries``, ``timeout`` (seconds per
       request, whole), ``cache``, ``max_requests``, ``max_throttled``, ``max_wait``,
       ``progress``: see
@@ -260,7 +302,8 @@ def geocode_many(
     (before any request) and :class:`CacheError` for an unusable cache file.
     """
     return list(iter_geocode(places, provider=provider, key=key, base_url=base_url,
-                             executor=executor, workers=workers, rate=rate, retries=retries,
+                             countries=countries, language=language, executor=executor,
+                             workers=workers, rate=rate, retries=retries,
                              timeout=timeout, cache=cache, max_requests=max_requests,
                              max_throttled=max_throttled, max_wait=max_wait,
                              progress=progress))
