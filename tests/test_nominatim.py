@@ -57,10 +57,12 @@ def query_of(seen) -> dict[str, list[str]]:
 
 def test_first_place_with_float_coordinates(provider, server):
     answer = provider.geocode("Wien", timeout=10)
-    assert answer == Answer(48.2083537, 16.3725042, "Wien, Österreich", raw=PLACES)
+    assert answer == Answer(48.2083537, 16.3725042, "Wien, Österreich", raw=PLACES,
+                            precision="approximate")
     (seen,) = server.requests
     assert seen.method == "GET" and urlsplit(seen.target).path == "/search"
-    assert query_of(seen) == {"q": ["Wien"], "format": ["json"], "limit": ["1"]}
+    assert query_of(seen) == {"q": ["Wien"], "format": ["json"], "limit": ["1"],
+                              "addressdetails": ["1"]}
     assert seen.headers["accept"] == "application/json"
 
 
@@ -214,7 +216,7 @@ def test_parse_reads_a_response_without_a_server():
     ok = Response("http://x/search", 200, "OK", {"Content-Type": "application/json"},
                   b'[{"lat": "1.5", "lon": "-2", "display_name": "P"}]')
     assert provider.parse(ok) == Answer(1.5, -2.0, "P", raw=[
-        {"lat": "1.5", "lon": "-2", "display_name": "P"}])
+        {"lat": "1.5", "lon": "-2", "display_name": "P"}], precision="approximate")
     with pytest.raises(exc.RateLimited):
         provider.parse(Response("http://x/search", 429, "Too Many Requests"))
 

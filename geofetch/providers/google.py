@@ -1,7 +1,8 @@
 """Google's Geocoding API, spoken directly over :mod:`geofetch.http`.
 
 One :meth:`GoogleProvider.geocode` is exactly one
-``GET {base_url}/maps/api/geocode/json?address=...&key=...``: geofetch's engine owns
+``GET {base_url}/maps/api/geocode/json?address=...&key=...`` (one
+:meth:`GoogleProvider.reverse` one ``...?latlng=LAT,LNG&key=...``): geofetch's engine owns
 retries, the run-wide rate limit, the request budget and the timeout, and this
 request is bounded by that timeout as a whole (connect, headers and body).
 
@@ -45,7 +46,19 @@ from ..exceptions import (
 )
 from ..http import HTTPClient, Response, check_base_url, error_for_response, guard_library_logs
 from ..redact import redact
-from .base import Answer, Provider
+from .base import (
+    APPROXIMATE,
+    COUNTRY,
+    LOCALITY,
+    POSTCODE,
+    REGION,
+    ROOFTOP,
+    STREET,
+    Answer,
+    Provider,
+    check_countries,
+    check_language,
+)
 
 GOOGLE_URL = "https://maps.googleapis.com"
 GEOCODE_PATH = "/maps/api/geocode/json"
@@ -66,6 +79,64 @@ GOOGLE_STATUS_ERRORS: dict[str, type[ProviderError]] = {
 #: the run as ``OVER_DAILY_LIMIT`` does, instead of being retried as a rate limit.
 DAILY_QUOTA = re.compile(r"\bdaily\b|\bper day\b", re.IGNORECASE)
 
+#: ``geometry.location_type`` -> precision, where the type alone decides it.
+LOCATION_TYPE_PRECISION = {"ROOFTOP": ROOFTOP, "RANGE_INTERPOLATED": STREET}
+#: Result ``types`` -> precision, for ``GEOMETRIC_CENTER`` and ``APPROXIMATE``
+#: results: the first of a result's types found here, in this order, decides.
+TYPE_PRECISION = (
+    ("street_address", STREET), ("premise", STREET), ("subpremise", STREET),
+    ("route", STREET), ("intersection", STREET),
+    ("postal_code", POSTCODE),
+    ("neighborhood", LOCALITY), ("sublocality", LOCALITY), ("locality", LOCALITY),
+    ("postal_town", LOCALITY),
+    ("administrative_area_level_2", REGION), ("administrative_area_level_1", REGION),
+    ("country", COUNTRY),
+)
+
+
+def google_precision(result: dict[str, Any]) -> str:
+    """The precision (:data:`~geofetch.providers.base.PRECISIONS`) of one Geocoding
+    API result, from ``geometry.location_type`` and ``types``."""
+    geometry = result.get("geometry")
+    location_type = geometry.get("location_type") if isinstance(geometry, dict) else None
+    if location_type in LOCATION_TYPE_PRECISION:
+        return LOCATION_TYPE_PRECISION[str(location_type)]
+    types = result.get("types")
+    types = types if isinstance(types, list) else []
+    for name, precision in TYPE_PRECISION:
+        if name in types:
+            return precision
+    return APPROXIMATE
+
+
+def google_fields(result: dict[str, Any]) -> dict[str, Any]:
+    """The address fields of one Geocoding API result (``address_components``,
+    ``place_id``, the precision); Google rates no match, so ``confidence`` is None."""
+    by_type: dict[str, dict[str, Any]] = {}
+    components = result.get("address_components")
+    for component in components if isinstance(components, list) else []:
+        if not isinstance(component, dict) or not isinstance(component.get("types"), list):
+            continue
+        for kind in component["types"]:
+            by_type.setdefault(str(kind), component)
+
+    def name(kind: str, form: str = "long_name") -> str | None:
+        value = by_type.get(kind, {}).get(form)
+        return str(value) if value not in (None, "") else None
+
+    code = name("country", "short_name")
+    place_id = result.get("place_id")
+    return {
+        "country_code": code.upper() if code and len(code) == 2 else None,
+        "country": name("country"),
+        "admin1": name("administrative_area_level_1"),
+        "locality": name("locality") or name("postal_town"),
+        "postcode": name("postal_code"),
+        "place_id": str(place_id) if place_id not in (None, "") else None,
+        "precision": google_precision(result),
+        "confidence": None,
+    }
+
 
 class GoogleProvider(Provider):
     """The Geocoding API (``/maps/api/geocode/json?address=``).
@@ -73,13 +144,17 @@ class GoogleProvider(Provider):
     ``key`` defaults to the ``GOOGLE_MAPS_API_KEY`` environment variable (a
     :class:`~geofetch.exceptions.UsageError` when neither is given); ``base_url``
     points elsewhere (a local ``geofetch serve``); ``language`` and ``region`` are
-    passed through as Google's parameters of those names.
+    passed through as Google's parameters of those names; ``countries`` (ISO 3166-1
+    alpha-2 codes) restricts a geocode to those countries
+    (``components=country:DE|country:AT``) and keeps of a reverse answer's results
+    the first in one of them (reverse geocoding takes no component filter).
     """
 
     name = "google"
     default_rate = 50.0
     uses_network = True
     cacheable = True
+    supports_reverse = True
 
     def __init__(
         self,
@@ -87,6 +162,7 @@ class GoogleProvider(Provider):
         base_url: str | None = None,
         language: str | None = None,
         region: str | None = None,
+        countries: tuple[str, ...] | str | None = None,
     ) -> None:
         key = key or os.environ.get(KEY_ENV) or None
         if not key:
@@ -95,14 +171,18 @@ class GoogleProvider(Provider):
             )
         self.key = key
         self.base_url = check_base_url(base_url or GOOGLE_URL)
-        self.language = language
+        self.language = check_language(language)
         self.region = region
+        self.countries = check_countries(countries)
         self._client: HTTPClient | None = None
         # the URL around the address, built once: a request only quotes the address
         extra = [(name, value) for name, value in (("language", language), ("region", region))
                  if value]
+        components = ([("components", "|".join(f"country:{c}" for c in self.countries))]
+                      if self.countries else [])
         self._url_head = f"{self.base_url}{GEOCODE_PATH}?address="
-        self._url_tail = "&" + urlencode([*extra, ("key", key)])
+        self._url_tail = "&" + urlencode([*components, *extra, ("key", key)])
+        self._reverse_tail = "&" + urlencode([*extra, ("key", key)])
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -131,7 +211,17 @@ class GoogleProvider(Provider):
         response = self._client.get(url, timeout=timeout)
         return self.parse(response)
 
-    def parse(self, response: Response) -> Answer:
+    def reverse(self, lat: float, lng: float, *, timeout: float) -> Answer:
+        """One reverse Geocoding API request (``latlng=``): the first result (of
+        ``countries``, when set), or a not-found answer."""
+        if self._client is None:
+            self.open()
+        assert self._client is not None
+        url = (f"{self.base_url}{GEOCODE_PATH}?latlng={lat!r},{lng!r}"
+               + self._reverse_tail)
+        return self.parse(self._client.get(url, timeout=timeout), countries=self.countries)
+
+    def parse(self, response: Response, *, countries: tuple[str, ...] | None = None) -> Answer:
         """The answer a Geocoding API response stands for, or the error it is."""
         if response.status != 200:
             raise error_for_response(response, self.secrets())
@@ -154,6 +244,11 @@ class GoogleProvider(Provider):
                 error = RequestDenied
             raise error(redact(message, self.secrets()), status_code=200)
         results = body.get("results") or []
+        if not isinstance(results, list):
+            raise InvalidAnswer("results is not a list", status_code=200)
+        if countries:
+            results = [r for r in results if isinstance(r, dict)
+                       and google_fields(r)["country_code"] in countries]
         if status == "ZERO_RESULTS" or not results:
             return Answer(raw=body)
         first = results[0]
@@ -163,11 +258,16 @@ class GoogleProvider(Provider):
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidAnswer("first result has no usable geometry.location",
                             status_code=200) from exc
-        return Answer(lat=lat, lng=lng, formatted_address=first.get("formatted_address"), raw=body)
+        return Answer(lat=lat, lng=lng, formatted_address=first.get("formatted_address"),
+                      raw=body, **google_fields(first))
 
     def cache_namespace(self) -> str:
-        """Provider, server, language and region (never the key)."""
-        return f"google|{self.base_url}|language={self.language or ''}|region={self.region or ''}"
+        """Provider, server, language, region and countries (never the key)."""
+        namespace = (f"google|{self.base_url}|language={self.language or ''}"
+                     f"|region={self.region or ''}")
+        if self.countries:
+            namespace += f"|countries={','.join(self.countries)}"
+        return namespace
 
     def secrets(self) -> tuple[str, ...]:
         """The API key."""
@@ -176,5 +276,5 @@ class GoogleProvider(Provider):
     def __repr__(self) -> str:
         return (
             f"GoogleProvider(base_url={self.base_url!r}, language={self.language!r}, "
-            f"region={self.region!r})"
+            f"region={self.region!r}, countries={self.countries!r})"
         )
