@@ -14,14 +14,14 @@ import logging
 import signal
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
-from ..exceptions import InputError, OutputError
+from ..exceptions import InputError, OutputError, UsageError
 from ..io.output import Output, check_distinct
 from ..io.readers import Table, check_delimiter, open_table
 from ..io.writers import FORMATS, make_writer
-from ..models import Rejected
+from ..models import ADDRESS_FIELDS, Rejected
 from ..options import EXECUTORS, RunOptions
 from ..redact import RedactingFilter
 from .argtypes import non_negative_float, non_negative_int, positive_float, positive_int
@@ -73,6 +73,47 @@ def add_run_options(parser: argparse.ArgumentParser, *, what: str) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log to stderr (-vv for debug); tracebacks for internal errors")
+
+
+def countries_arg(text: str) -> tuple[str, ...]:
+    """``--country``: ISO 3166-1 alpha-2 codes separated by commas (``DE,AT``)."""
+    from ..providers.base import check_countries
+
+    try:
+        countries = check_countries(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("country: ")) from None
+    if not countries:
+        raise argparse.ArgumentTypeError("give one or more two-letter codes, such as DE,AT")
+    return countries
+
+
+def language_arg(text: str) -> str:
+    """``--language``: a BCP 47 language tag (``de``, ``pt-BR``)."""
+    from ..providers.base import check_language
+
+    try:
+        language = check_language(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("language: ")) from None
+    assert language is not None
+    return language
+
+
+def add_address_options(parser: argparse.ArgumentParser) -> None:
+    """``--fields``, ``--country`` and ``--language`` (geocode and reverse)."""
+    parser.add_argument("--fields", action="store_true",
+                        help="add the address fields: " + ", ".join(ADDRESS_FIELDS))
+    parser.add_argument("--country", type=countries_arg, metavar="CC[,CC...]",
+                        help="answers only in these countries (ISO 3166-1 alpha-2 codes)")
+    parser.add_argument("--language", type=language_arg, metavar="LANG",
+                        help="answers in this language, such as de or pt-BR (google, "
+                             "nominatim)")
+
+
+def provider_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The provider options ``--country`` and ``--language`` give (None: not given)."""
+    return {"countries": args.country, "language": args.language}
 
 
 class _Once(argparse.Action):
@@ -160,11 +201,13 @@ def execute(
     fields: tuple[str, ...],
     args: argparse.Namespace,
     env: Environment,
+    query_of: Callable[[list[str]], str] | None = None,
 ) -> int:
     """Run ``job`` over ``table``, writing each row in order; return the exit status.
 
     The output is opened first: a run that cannot write fails before the job makes
-    anything (gate, cache, workers). Rows written before Ctrl-C, an abort or a cache
+    anything (gate, cache, workers). ``query_of`` makes a row's query from its cells
+    (default: the table's query column). Rows written before Ctrl-C, an abort or a cache
     error are kept (renamed into place); an output that fails to write, or a run
     whose input turns out unreadable half way (a quote that never closes, bad bytes
     on standard input), is discarded and a regular file's previous content stays.
@@ -177,7 +220,10 @@ def execute(
     def queries() -> Iterator[str]:
         for row in table.rows:
             rows.append(row.cells)
-            query = row.cells[column] if column < len(row.cells) else ""
+            if query_of is not None:
+                query = query_of(row.cells)
+            else:
+                query = row.cells[column] if column < len(row.cells) else ""
             yield Rejected(query, row.error) if row.error else query
 
     job.queries = queries()

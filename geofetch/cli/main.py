@@ -28,7 +28,7 @@ from ..exceptions import describe
 from ..redact import redact
 from .env import Environment, ExitStatus, exit_status_for
 
-SUBCOMMANDS = ("geocode", "fetch", "serve", "cache", "bench")
+SUBCOMMANDS = ("geocode", "reverse", "fetch", "serve", "cache", "bench")
 
 
 class Parser(argparse.ArgumentParser):
