@@ -1,4 +1,5 @@
-"""Gazetteer places in the shapes of Google's Geocoding API and Nominatim's ``/search``.
+"""Gazetteer places in the shapes of Google's Geocoding API and Nominatim's ``/search``
+and ``/reverse``.
 
 Pure functions of a place; the routing, statuses and errors are in :mod:`.app`.
 """
@@ -7,9 +8,11 @@ from __future__ import annotations
 
 import base64
 import math
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Lookup", "PlaceLike", "google_result", "nominatim_result"]
+__all__ = ["Locator", "Lookup", "PlaceLike", "google_result", "nominatim_address",
+           "nominatim_result"]
 
 _LICENCE = "Data © GeoNames contributors, CC BY 4.0 (geofetch local server)"
 
@@ -52,6 +55,16 @@ class Lookup(Protocol):
     """A gazetteer: ``lookup(query)`` returns the best match or ``None``."""
 
     def lookup(self, query: str) -> PlaceLike | None: ...
+
+
+@runtime_checkable
+class Locator(Protocol):
+    """A gazetteer that reverse requests can be answered from: every city's point
+    (:meth:`geofetch.gazetteer.Gazetteer.coordinates`) and the city at a position."""
+
+    def coordinates(self) -> tuple[Sequence[float], Sequence[float]]: ...
+
+    def place_at(self, index: int) -> PlaceLike: ...
 
 
 def _extent_degrees(place: PlaceLike) -> tuple[float, float, float, float]:
@@ -109,8 +122,25 @@ def google_result(place: PlaceLike) -> dict[str, Any]:
     }
 
 
-def nominatim_result(place: PlaceLike, fmt: str = "json") -> dict[str, Any]:
-    """One entry of a Nominatim ``/search`` list (``format=json`` or ``jsonv2``)."""
+def nominatim_address(place: PlaceLike) -> dict[str, str]:
+    """The ``address`` object Nominatim adds with ``addressdetails=1``."""
+    kind = "city" if place.population >= 100_000 else "town"
+    address = {kind: place.name}
+    admin1_name = getattr(place, "admin1_name", "")
+    if admin1_name:
+        address["state"] = admin1_name
+    if place.country:
+        address["country"] = place.country
+    if place.country_code:
+        address["country_code"] = place.country_code.lower()
+    return address
+
+
+def nominatim_result(place: PlaceLike, fmt: str = "json",
+                     address: bool = False) -> dict[str, Any]:
+    """One entry of a Nominatim ``/search`` list, or a ``/reverse`` answer
+    (``format=json`` or ``jsonv2``); ``address``: with ``addressdetails=1``'s
+    ``address`` object."""
     south, north, west, east = _extent_degrees(place)
     kind = "city" if place.population >= 100_000 else "town"
     importance = min(1.0, 0.2 + 0.1 * math.log10(max(place.population, 1)))
@@ -130,4 +160,6 @@ def nominatim_result(place: PlaceLike, fmt: str = "json") -> dict[str, Any]:
         "display_name": place.formatted_address,
         "boundingbox": [f"{south:.7f}", f"{north:.7f}", f"{west:.7f}", f"{east:.7f}"],
     }
+    if address:
+        result["address"] = nominatim_address(place)
     return result

@@ -1,12 +1,15 @@
 """The application: a request in, a response out, decided the moment it arrives.
 
-Routes Google's ``/maps/api/geocode/json?address=``, Nominatim's
-``/search?q=&format=json`` and the ``/_geofetch/stats`` and ``/_geofetch/reset``
-control endpoints. Every API request is counted, draws once from the seeded
-failure sequence, passes the key check (Google) and the token bucket, in arrival
-order, which is what makes ``seed`` reproducible. The delay is not served here:
-the response carries it and the protocol (:mod:`.protocol`) writes it that much
-later. Nothing here knows about sockets or HTTP framing.
+Routes Google's ``/maps/api/geocode/json?address=`` (and ``?latlng=``, reverse),
+Nominatim's ``/search?q=&format=json`` and ``/reverse?lat=&lon=&format=json``, and the
+``/_geofetch/stats`` and ``/_geofetch/reset`` control endpoints. A reverse request is
+answered with the nearest city within :data:`~.config.REVERSE_MAX_KM` km (Google
+``ZERO_RESULTS``, Nominatim ``{"error": "Unable to geocode"}`` beyond it).
+Every API request is counted, draws once from the seeded failure sequence, passes
+the key check (Google) and the token bucket, in arrival order, which is what makes
+``seed`` reproducible. The delay is not served here: the response carries it and the
+protocol (:mod:`.protocol`) writes it that much later. Nothing here knows about
+sockets or HTTP framing.
 """
 
 from __future__ import annotations
@@ -19,8 +22,16 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 from urllib.parse import unquote, unquote_plus
 
-from .answers import Lookup, google_result, nominatim_result
-from .config import GOOGLE_PATH, NOMINATIM_PATH, RESET_PATH, STATS_PATH, ServerConfig
+from .answers import Locator, Lookup, PlaceLike, google_result, nominatim_result
+from .config import (
+    GOOGLE_PATH,
+    NOMINATIM_PATH,
+    NOMINATIM_REVERSE_PATH,
+    RESET_PATH,
+    REVERSE_MAX_KM,
+    STATS_PATH,
+    ServerConfig,
+)
 from .stats import Stats, stats_to_json
 
 __all__ = [
@@ -46,6 +57,7 @@ _GOOGLE_MESSAGES = {
         "For additional information, please refer to http://g.co/dev/maps-no-account"
     ),
     "BAD_KEY": "The provided API key is invalid. ",
+    "BAD_LATLNG": "Invalid request. Invalid 'latlng' parameter.",
     "OVER_QUERY_LIMIT": "You have exceeded your rate-limit for this API.",
     "UNKNOWN_ERROR": "Server error injected by the geofetch local server (fail_rate).",
 }
@@ -211,6 +223,7 @@ class App:
         self.stats = Stats()
         self.memo = AnswerMemo(config.memo_bytes)
         self._gazetteer = gazetteer
+        self._nearest: Any = None  # the spatial index, built on the first reverse request
         self._key = config.key.encode() if config.key is not None else None
         #: Set by the listener: its connection counters, for the stats.
         self.connection_stats: Callable[[], dict[str, int]] | None = None
@@ -228,9 +241,11 @@ class App:
         extra = self.connection_stats() if self.connection_stats is not None else {}
         return {**self.stats.snapshot(), **self.memo.snapshot(), **extra}
 
-    def _answer(self, api: str, query: str) -> bytes:
-        """The body answering ``query`` for ``api`` (google, json or jsonv2)."""
-        body = self.memo.get(api, query)
+    def _answer(self, api: str, query: str, address: bool = False) -> bytes:
+        """The body answering ``query`` for ``api`` (google, json or jsonv2);
+        ``address``: Nominatim's ``addressdetails=1``."""
+        memo_api = api + "+address" if address else api
+        body = self.memo.get(memo_api, query)
         if body is None:
             place = self._gazetteer.lookup(query)
             payload: Any
@@ -241,10 +256,33 @@ class App:
                     else {"results": [google_result(place)], "status": "OK"}
                 )
             else:
-                payload = [] if place is None else [nominatim_result(place, api)]
+                payload = [] if place is None else [nominatim_result(place, api, address)]
             body = dumps(payload)
-            self.memo.put(api, query, body)
+            self.memo.put(memo_api, query, body)
         return body
+
+    def _nearest_place(self, lat: float, lng: float) -> PlaceLike | None:
+        """The city nearest the point within REVERSE_MAX_KM, or None."""
+        gazetteer = self._gazetteer
+        if not isinstance(gazetteer, Locator):
+            return None
+        if self._nearest is None:
+            from ..gazetteer.nearest import NearestIndex
+
+            self._nearest = NearestIndex(*gazetteer.coordinates())
+        found = self._nearest.nearest(lat, lng, REVERSE_MAX_KM)
+        return None if found is None else gazetteer.place_at(found.position)
+
+    def _reverse_answer(self, api: str, lat: float, lng: float, address: bool = True) -> bytes:
+        """The body answering a reverse request for ``api`` (google, json or jsonv2)."""
+        place = self._nearest_place(lat, lng)
+        if api == "google":
+            if place is None:
+                return dumps({"results": [], "status": "ZERO_RESULTS"})
+            return dumps({"plus_code": {}, "results": [google_result(place)], "status": "OK"})
+        if place is None:
+            return dumps({"error": "Unable to geocode"})
+        return dumps(nominatim_result(place, api, address))
 
     def handle(self, request: Request, now: float) -> Response:
         """The response to ``request``, arrived at ``now`` (``time.monotonic()`` seconds)."""
@@ -257,8 +295,12 @@ class App:
         delay = self.config.latency_seconds
         if path == GOOGLE_PATH:
             query = params.get("address")
+            if query is None and "latlng" in params:
+                query = "latlng=" + params["latlng"]
         elif path == NOMINATIM_PATH or path == NOMINATIM_PATH + ".php":
             query = params.get("q")
+        elif path == NOMINATIM_REVERSE_PATH or path == NOMINATIM_REVERSE_PATH + ".php":
+            query = f"lat={params.get('lat', '')}&lon={params.get('lon', '')}"
         else:
             self.stats.arrive(now, None)
             body = dumps(_error(404, f"no such path: {path[:200]}"))
@@ -273,7 +315,8 @@ class App:
             if path == GOOGLE_PATH:
                 status, body = self._google(params, query, now, failed)
                 return Response(status, body, (), delay, True)
-            status, body, headers = self._nominatim(params, query, now, failed)
+            reverse = path.startswith(NOMINATIM_REVERSE_PATH)
+            status, body, headers = self._nominatim(params, query, now, failed, reverse)
             return Response(status, body, headers, delay, True)
         except Exception as exc:  # a gazetteer bug must not kill the connection
             payload = {"results": [], "status": "UNKNOWN_ERROR", "error_message": repr(exc)}
@@ -292,12 +335,18 @@ class App:
                 return _google_status("REQUEST_DENIED", "BAD_KEY")
         if self._limiter is not None and not self._limiter.admit(now):
             return _google_status("OVER_QUERY_LIMIT", "OVER_QUERY_LIMIT")
+        if "address" not in params and "latlng" in params:
+            point = _point(*(params["latlng"].split(",", 1) + [""])[:2])
+            if point is None:
+                return _google_status("INVALID_REQUEST", "BAD_LATLNG")
+            return 200, self._reverse_answer("google", *point)
         if query is None or not query.strip():
             return _google_status("INVALID_REQUEST", "INVALID_REQUEST")
         return 200, self._answer("google", query)
 
     def _nominatim(
-        self, params: dict[str, str], query: str | None, now: float, failed: bool
+        self, params: dict[str, str], query: str | None, now: float, failed: bool,
+        reverse: bool = False,
     ) -> tuple[int, bytes, tuple[tuple[str, str], ...]]:
         if failed:
             return 500, dumps(_error(500, "Internal Server Error (fail_rate)")), ()
@@ -307,9 +356,15 @@ class App:
         if fmt not in _NOMINATIM_FORMATS:
             message = f"Parameter 'format' must be one of: {', '.join(_NOMINATIM_FORMATS)}"
             return 400, dumps(_error(400, message)), ()
+        details = params.get("addressdetails", "1" if reverse else "0") not in ("0", "")
+        if reverse:
+            point = _point(params.get("lat", ""), params.get("lon", ""))
+            if point is None:
+                return 400, dumps(_error(400, "Invalid coordinates")), ()
+            return 200, self._reverse_answer(fmt, *point, details), ()
         if query is None or not query.strip():
             return 400, dumps(_error(400, "Nothing to search for.")), ()
-        return 200, self._answer(fmt, query), ()
+        return 200, self._answer(fmt, query, details), ()
 
     def _control(self, request: Request, path: str) -> Response:
         if path == STATS_PATH and request.method in ("GET", "HEAD"):
@@ -320,6 +375,18 @@ class App:
         if path in (STATS_PATH, RESET_PATH):
             return error_response(405, "method not allowed")
         return error_response(404, f"no such path: {path[:200]}")
+
+
+def _point(lat: str, lng: str) -> tuple[float, float] | None:
+    """``(lat, lng)`` from two query parameters, or None unless both are numbers in
+    range (-90..90, -180..180)."""
+    try:
+        point = float(lat), float(lng)
+    except ValueError:
+        return None
+    if not (-90.0 <= point[0] <= 90.0 and -180.0 <= point[1] <= 180.0):
+        return None  # NaN fails both comparisons too
+    return point
 
 
 def _google_status(

@@ -13,6 +13,7 @@ __all__ = [
     "GOOGLE_PATH",
     "KEY_ENV",
     "NOMINATIM_PATH",
+    "NOMINATIM_REVERSE_PATH",
     "PARENT_ENV",
     "RESET_PATH",
     "STATS_PATH",
@@ -21,6 +22,9 @@ __all__ = [
 
 GOOGLE_PATH = "/maps/api/geocode/json"
 NOMINATIM_PATH = "/search"
+NOMINATIM_REVERSE_PATH = "/reverse"
+#: Kilometres beyond which the nearest city answers no reverse request (mid-ocean).
+REVERSE_MAX_KM = 50.0
 STATS_PATH = "/_geofetch/stats"
 RESET_PATH = "/_geofetch/reset"
 #: The environment variable ``geofetch serve`` reads its key from (never argv: ps shows it).
