@@ -187,7 +187,9 @@ class JSONLWriter(Writer):
 
 
 class GeoJSONWriter(Writer):
-    """A FeatureCollection of Point features (lng, lat) for ``ok`` rows."""
+    """A FeatureCollection of Point features (lng, lat) for ``ok`` rows; the point is
+    the result's ``lat``/``lng`` columns (for a reverse lookup, which writes none, the
+    point asked)."""
 
     def __init__(self, stream: IO[str], header: list[str], fields: tuple[str, ...],
                  **options: Any) -> None:
@@ -203,7 +205,11 @@ class GeoJSONWriter(Writer):
 
     def _write(self, values: list[str], result: Any) -> None:
         output = self.output(result)
-        lat, lng = output.get(self._lat), output.get(self._lng)
+        if "lat" in self.fields:
+            lat, lng = output.get(self._lat), output.get(self._lng)
+        else:
+            columns = result.columns()
+            lat, lng = _finite(columns.get("lat")), _finite(columns.get("lng"))
         if result.status != "ok" or lat is None or lng is None:
             return
         properties: dict[str, Any] = dict(zip(self.keys, values, strict=False))
