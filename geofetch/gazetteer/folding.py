@@ -2,8 +2,10 @@
 
 ``fold`` drops case, accents and punctuation (``"Wrocław"`` -> ``"wroclaw"``,
 ``"Val-d'Or"`` -> ``"val dor"``), so an index key never depends on how a name was
-typed. Bump :data:`geofetch.gazetteer.index.INDEX_FORMAT` whenever these rules change:
-stored indexes hold folded keys.
+typed. ``spellings`` adds the transliterated key a name is also typed as where its
+letters cannot be (``"München"`` -> ``"munchen"`` and ``"muenchen"``). Bump
+:data:`geofetch.gazetteer.index.INDEX_FORMAT` whenever these rules change: stored
+indexes hold folded keys.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["fold"]
+__all__ = ["fold", "spellings"]
 
 _DIACRITICS = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 # Apostrophes vanish ("N'Djamena" is "Ndjamena"); other punctuation separates words.
@@ -41,6 +43,17 @@ _LETTERS = str.maketrans(
 )
 
 
+# German, Scandinavian and Danish letters as typed on keyboards without them (DIN 5007-2,
+# the Scandinavian "aa"/"oe"); after NFKD an umlaut is the vowel plus U+0308.
+_TRANSLITERATIONS = (
+    ("a\u0308", "ae"),
+    ("o\u0308", "oe"),
+    ("u\u0308", "ue"),
+    ("\u00f8", "oe"),
+    ("a\u030a", "aa"),
+)
+
+
 def fold(text: str) -> str:
     """Return the index key of ``text``: lower case, no accents, single spaces.
 
@@ -54,3 +67,24 @@ def fold(text: str) -> str:
         text = unicodedata.normalize("NFKD", text.casefold())
         text = unicodedata.normalize("NFC", _DIACRITICS.sub("", text)).translate(_LETTERS)
     return " ".join(text.translate(_PUNCTUATION).split())
+
+
+def spellings(text: str) -> list[str]:
+    """The keys ``text`` is found by: :func:`fold`'s, then its transliteration where
+    that differs (``ä ö ü`` -> ``ae oe ue``, ``ø`` -> ``oe``, ``å`` -> ``aa``; ``ß`` is
+    already ``ss``): ``"Zürich"`` -> ``["zurich", "zuerich"]``, ``"Tromsø"`` ->
+    ``["tromso", "tromsoe"]``, ``"Paris"`` -> ``["paris"]``. Empty keys are left out.
+    """
+    key = fold(text)
+    keys = [key] if key else []
+    if text.isascii():
+        return keys
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    if not any(letter in decomposed for letter, _ in _TRANSLITERATIONS):
+        return keys
+    for letter, written in _TRANSLITERATIONS:
+        decomposed = decomposed.replace(letter, written)
+    other = fold(unicodedata.normalize("NFC", decomposed))
+    if other and other != key:
+        keys.append(other)
+    return keys

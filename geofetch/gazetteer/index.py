@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import UsageError
-from .folding import fold
+from .folding import fold, spellings
 
 __all__ = [
     "DEFAULT_MIN_POPULATION",
@@ -53,7 +53,7 @@ POPULATIONS = (500, 1000, 5000, 15000)
 DEFAULT_MIN_POPULATION = 15000
 
 #: Bump whenever the stored index's layout or folding rules change.
-INDEX_FORMAT = 3
+INDEX_FORMAT = 4
 _MAGIC = b"GEOFETCH-GAZETTEER\n"
 #: A free slot of the key hash table.
 EMPTY_SLOT = 0xFFFFFFFF
@@ -269,19 +269,19 @@ def compile_index(min_population: int) -> dict[str, Any]:
         qualify(name, f"CA-{code}")
 
     keys: dict[str, list[int]] = {}
-    folded: dict[str, str] = {}  # alternate names repeat across cities
+    folded: dict[str, list[str]] = {}  # alternate names repeat across cities
     for rank, city in enumerate(cities):
-        own = fold(city["name"])
-        if own:
-            keys.setdefault(own, []).append(rank)
+        # The own name's transliteration ("muenchen" for "München") counts as the own name.
+        own = spellings(city["name"])
+        for key in own:
+            keys.setdefault(key, []).append(rank)
         alternate = set()
         for name in city.get("alternatenames") or ():
-            key = folded.get(name)
-            if key is None:
-                key = folded[name] = fold(name)
-            alternate.add(key)
-        alternate.discard(own)
-        alternate.discard("")
+            spelt = folded.get(name)
+            if spelt is None:
+                spelt = folded[name] = spellings(name)
+            alternate.update(spelt)
+        alternate.difference_update(own)
         for key in alternate:
             keys.setdefault(key, []).append(rank + size)
 

@@ -1,11 +1,12 @@
-"""``Place``: one city of the gazetteer, as lookups return it."""
+"""``Place``: one city of the gazetteer, as lookups return it; ``Match``: a place and how
+the query named it."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["Place"]
+__all__ = ["Match", "Place"]
 
 
 @dataclass(frozen=True)
@@ -37,3 +38,31 @@ class Place:
     def to_dict(self) -> dict[str, Any]:
         """The fields as a plain dict (JSON-ready), plus ``formatted_address``."""
         return {**asdict(self), "formatted_address": self.formatted_address}
+
+
+@dataclass(frozen=True)
+class Match:
+    """What :meth:`geofetch.gazetteer.Gazetteer.match` found for a query.
+
+    ``exact``: a name of ``place`` (its own, an alternate, or their transliteration)
+    stands in the query as it is (the whole query, a comma part, or a run of its
+    words); else the match is fuzzy. ``similarity``: 1.0 when exact, else the indel
+    similarity of the misspelt words and the name (``FUZZY_THRESHOLD`` to 1.0).
+    ``matched``: the query's words that named the city, folded (``"lyon"``).
+    ``address``: the query had a street, house number or postcode part, so the
+    answer is the city the address is in, not the address. ``postcode``: the
+    postcode as the query wrote it (``"69002"``), else ``None``; not checked against
+    the city.
+    """
+
+    place: Place
+    exact: bool
+    similarity: float
+    matched: str
+    address: bool = False
+    postcode: str | None = None
+
+    @property
+    def confidence(self) -> float:
+        """How sure the match is, 0..1: 1.0 when exact, else the similarity."""
+        return 1.0 if self.exact else self.similarity

@@ -4,10 +4,22 @@ How a query is answered::
 
     query ──fold──> key ──exact──> own names first, then alternate names,
       │                            each by population (most populous first)
-      │  no hit: "City, Qualifier[, ...]" or a trailing "City ST" / "City Country"
-      │          narrows the city's candidates to a country / US state / CA province
-      └─ no hit: fuzzy over every name: indel similarity >= FUZZY_THRESHOLD,
-                 best score first, ties by own name, then population
+      │  no hit: cut into segments (geofetch.gazetteer.address): numbers, postcodes
+      │          and streets set aside; "City, Qualifier[, ...]" or a trailing
+      │          "City ST" / "City Country" narrows a city's candidates to a country /
+      │          US state / CA province
+      ├─ 1. a segment that is a city's name, exactly
+      ├─ 2. a run of a segment's words that is a city's name ("Shop Lyon")
+      ├─ 3. fuzzy over the first 3 segments: indel similarity >= FUZZY_THRESHOLD,
+      │     best score first, ties by own name, then population
+      ├─ 4. a qualifier segment as a city ("..., New York, NY 10118")
+      └─ 5. a street's words ("Place Bellecour Lyon", "Rue de Paris")
+
+Segments are tried in the order written, except in an address (a street, house
+number or postcode is present), where the city follows the street: last first.
+An exact name (steps 1, 2) beats any fuzzy match, unless the fuzzy match's name
+holds the exact words ("San Fransisco": "san" is a city in Mali, but "san
+francisco" holds "san").
 
 Fuzzy search is exact (no candidate is missed) and fast without third-party code:
 names are kept sorted by length with an inverted index of padded bigrams, so one
@@ -28,9 +40,11 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from itertools import compress, islice
-from typing import Any
+from typing import Any, NamedTuple
 
+from ..exceptions import UsageError
 from . import index as store
+from .address import ParsedQuery, parse_query
 from .folding import fold
 from .index import (
     DEFAULT_MIN_POPULATION,
@@ -39,9 +53,18 @@ from .index import (
     check_population,
     padded_bigrams,
 )
-from .place import Place
+from .place import Match, Place
 
 __all__ = ["FUZZY_MAX_LENGTH", "FUZZY_MIN_LENGTH", "FUZZY_THRESHOLD", "Gazetteer"]
+
+#: A run of words searched as a city name has at most this many words, from the
+#: last :data:`SPAN_WORDS` words of a segment.
+SPAN_MAX_WORDS = 5
+SPAN_WORDS = 12
+#: A fuzzy match of a whole segment at least this similar beats a city named by some of
+#: its words ("Cap Town" is Cape Town, not Cap-Haïtien): one typo in a name of 7 or
+#: more letters scores above it, "Shop Lyon" ~ "Cho Lon" (0.75) below.
+SPAN_YIELDS_TO = 0.85
 
 #: Lowest indel similarity (``2 * LCS / (len(a) + len(b))``) a fuzzy match needs.
 FUZZY_THRESHOLD = 0.75
@@ -143,14 +166,43 @@ class Gazetteer:
         """The number of cities."""
         return self._size
 
-    def lookup(self, query: str) -> Place | None:
-        """The best city for ``query``, or ``None`` when nothing matches well enough."""
-        codes = self._resolve(query, 1)
+    def lookup(self, query: str, *, countries: Iterable[str] | None = None) -> Place | None:
+        """The best city for ``query``, or ``None`` when nothing matches well enough.
+
+        ``countries``: ISO 3166-1 alpha-2 codes (any case); only cities of those
+        countries are returned. ``None`` or empty: every country. Raises
+        :class:`~geofetch.exceptions.UsageError` for a code that names no country.
+        """
+        codes = self._resolve(query, 1, self._country_filter(countries)).codes
         return self._place(codes[0]) if codes else None
 
-    def search(self, query: str, limit: int = 10) -> list[Place]:
-        """Up to ``limit`` distinct cities matching ``query``, best first."""
-        return [self._place(code) for code in self._resolve(query, limit)]
+    def search(
+        self, query: str, limit: int = 10, *, countries: Iterable[str] | None = None
+    ) -> list[Place]:
+        """Up to ``limit`` distinct cities matching ``query``, best first
+        (``countries`` as for :meth:`lookup`)."""
+        found = self._resolve(query, limit, self._country_filter(countries))
+        return [self._place(code) for code in found.codes]
+
+    def match(self, query: str, *, countries: Iterable[str] | None = None) -> Match | None:
+        """The best city for ``query`` and how the query named it (exact or fuzzy,
+        the similarity, whether it was an address), or ``None``; ``countries`` as
+        for :meth:`lookup`."""
+        found = self._resolve(query, 1, self._country_filter(countries))
+        if not found.codes:
+            return None
+        return Match(
+            place=self._place(found.codes[0]),
+            exact=found.exact,
+            similarity=found.similarity,
+            matched=found.matched,
+            address=found.parsed is not None and found.parsed.is_address,
+            postcode=found.parsed.postcode if found.parsed is not None else None,
+        )
+
+    def country_codes(self) -> frozenset[str]:
+        """Every ISO 3166-1 alpha-2 code the gazetteer knows (its countries)."""
+        return frozenset(self._country_names)
 
     def names(self) -> list[str]:
         """Every city's own name, most populous first."""
@@ -238,53 +290,131 @@ class Gazetteer:
                 break
         return chosen
 
-    def _resolve(self, query: str, limit: int) -> list[int]:
+    def _country_filter(self, countries: Iterable[str] | None) -> frozenset[str] | None:
+        if countries is None:
+            return None
+        if isinstance(countries, str):
+            countries = countries.split(",")
+        codes = frozenset(code.strip().upper() for code in countries if code.strip())
+        unknown = sorted(codes - self._country_names.keys())
+        if unknown:
+            raise UsageError(
+                f"unknown country code {unknown[0]!r}: use ISO 3166-1 alpha-2 codes such as DE"
+            )
+        return codes or None
+
+    def _resolve(self, query: str, limit: int, countries: frozenset[str] | None) -> _Found:
+        base = [countries] if countries else []
         key = fold(query)
         if not key:
-            return []
-        codes = self._codes(key)
+            return _NOT_FOUND
+        codes = self._select(self._codes(key), base, limit)
         if codes:
-            return codes[:limit].tolist()
+            return _Found(codes, True, 1.0, key, None)
 
-        # "City, Qualifier, ...": the first part that names a city (within the
-        # recognised qualifiers after it) wins; unrecognised parts are ignored.
-        parts = [part for part in map(fold, query.split(",")) if part]
-        attempts: list[tuple[str, list[frozenset[str]]]] = []
-        if len(parts) > 1:
-            for n, part in enumerate(parts):
-                if n and part in self._qualifiers:
-                    continue
-                quals = [self._qualifiers[p] for p in parts[n + 1 :] if p in self._qualifiers]
-                attempts.append((part, quals))
-        else:
-            attempts.append((key, []))
-            # "Paris Texas", "Portland ME", "Paris France": a trailing qualifier.
-            words = key.split(" ")
+        parsed = parse_query(query)
+        segments = parsed.segments
+        qualifier = [self._qualifiers.get(segment.key) for segment in segments]
+        # In an address the city follows the street (and the district): last first.
+        order = range(len(segments) - 1, -1, -1) if parsed.is_address else range(len(segments))
+
+        def after(i: int) -> list[frozenset[str]]:
+            """The qualifiers written after segment ``i``, and the countries filter."""
+            return [q for q in qualifier[i + 1 :] if q is not None] + base
+
+        # The segments that may be the city, with their qualifiers: a qualifier
+        # segment only when it comes first ("New York, NY"), never a street.
+        attempts: list[tuple[tuple[str, ...], list[frozenset[str]]]] = []
+        # A comma part whose numbers are part of a name ("Sector 6", "Paris 13e
+        # Arrondissement") is tried whole first.
+        last_of_part = {segment.part: i for i, segment in enumerate(segments)}
+        for part, i in sorted(last_of_part.items(), reverse=parsed.is_address):
+            own = [segment for segment in segments if segment.part == part]
+            whole = parsed.parts[part]
+            if qualifier[i] is None and not any(segment.street for segment in own):
+                if whole != " ".join(segment.key for segment in own):
+                    attempts.append((tuple(whole.split(" ")), after(i)))
+        for i in order:
+            segment = segments[i]
+            if segment.street or (qualifier[i] is not None and (i or parsed.is_address)):
+                continue
+            words, quals = segment.words, after(i)
+            attempts.append((words, quals))
+            # "Paris Texas", "Springfield IL 62701", "Paris France": a trailing qualifier.
             for n in range(min(3, len(words) - 1), 0, -1):
-                qualifier = self._qualifiers.get(" ".join(words[-n:]))
-                if qualifier is not None:
-                    attempts.append((" ".join(words[:-n]), [qualifier]))
-        attempts = list({city: (city, quals) for city, quals in reversed(attempts)}.values())
-        attempts.reverse()  # each city part once, with the qualifiers after its first use
-        for city, quals in attempts:
-            found = self._select(self._codes(city), quals, limit)
-            if found:
-                return found
+                trailing = self._qualifiers.get(" ".join(words[-n:]))
+                if trailing is not None:
+                    attempts.append((words[:-n], [trailing, *quals]))
+        attempts = list({words: (words, quals) for words, quals in reversed(attempts)}.values())
+        attempts.reverse()  # each city part once, with the qualifiers of its first use
 
-        # Misspelt: the best fuzzy score over the first few attempts (a long address
-        # must not cost a fuzzy search per part).
-        best: list[int] = []
-        best_score = 0.0
-        for city, quals in attempts[:3]:
-            score, found = self._fuzzy(city, quals, limit)
-            if found and score > best_score:
-                best, best_score = found, score
-        return best
+        # 1. A segment that is a city's name.
+        for words, quals in attempts:
+            codes = self._select(self._codes(" ".join(words)), quals, limit)
+            if codes:
+                return _Found(codes, True, 1.0, " ".join(words), parsed)
+        # 2. A run of its words that is ("Shop Lyon", "Sydney NSW", "Roma RM"), unless
+        # the words are a misspelt longer name: a fuzzy match whose name holds that
+        # run ("San Fransisco" is not San, Mali) or that is close (see SPAN_YIELDS_TO).
+        for words, quals in attempts:
+            for span in self._spans(words, whole=False):
+                codes = self._select(self._codes(span), quals, limit)
+                if codes:
+                    whole = " ".join(words)
+                    score, fuzzy, name = self._fuzzy_match(whole, quals, limit)
+                    if fuzzy and (score >= SPAN_YIELDS_TO or f" {span} " in f" {name} "):
+                        return _Found(fuzzy, False, score, whole, parsed)
+                    return _Found(codes, True, 1.0, span, parsed)
+        # 3. Misspelt: the best fuzzy score over the first few attempts (a long
+        # address must not cost a fuzzy search per part); over the streets only
+        # when nothing else is left ("Marne La Allee" is not a street).
+        best = _NOT_FOUND
+        streets = [(s.words, after(i)) for i in order if (s := segments[i]).street]
+        for words, quals in (attempts or streets)[:3]:
+            score, codes, _ = self._fuzzy_match(" ".join(words), quals, limit)
+            if codes and score > best.similarity:
+                best = _Found(codes, False, score, " ".join(words), parsed)
+        if best.codes:
+            return best
+        # 4. A qualifier that is also a city, named after a street ("350 Fifth Avenue,
+        # New York, NY 10118"); 5. a street's words ("Place Bellecour Lyon").
+        for i in order:
+            if qualifier[i] is not None and segments[i].key:
+                codes = self._select(self._codes(segments[i].key), after(i), limit)
+                if codes:
+                    return _Found(codes, True, 1.0, segments[i].key, parsed)
+        for i in order:
+            if segments[i].street:
+                for span in self._spans(segments[i].words, whole=True):
+                    codes = self._select(self._codes(span), after(i), limit)
+                    if codes:
+                        return _Found(codes, True, 1.0, span, parsed)
+        return _NOT_FOUND
+
+    def _spans(self, words: tuple[str, ...], *, whole: bool) -> Iterator[str]:
+        """Runs of ``words`` that may be a city's name: longest first, then the last
+        (a shop or a street comes before its city), never a qualifier ("France") or
+        one word of fewer than 3 letters ("de", "la")."""
+        words = words[-SPAN_WORDS:]
+        longest = min(len(words) if whole else len(words) - 1, SPAN_MAX_WORDS)
+        for length in range(longest, 0, -1):
+            for start in range(len(words) - length, -1, -1):
+                span = " ".join(words[start : start + length])
+                if (length > 1 or len(span) >= 3) and span not in self._qualifiers:
+                    yield span
 
     def _fuzzy(
         self, key: str, qualifiers: list[frozenset[str]], limit: int
     ) -> tuple[float, list[int]]:
-        """The best similarity to ``key`` and the cities that reach it, best first.
+        """The best similarity to ``key`` and the cities that reach it, best first."""
+        score, codes, _ = self._fuzzy_match(key, qualifiers, limit)
+        return score, codes
+
+    def _fuzzy_match(
+        self, key: str, qualifiers: list[frozenset[str]], limit: int
+    ) -> tuple[float, list[int], str]:
+        """The best similarity to ``key``, the cities that reach it (best first) and
+        the name the first of them matched by (``(0.0, [], "")`` for none).
 
         Similarity is the indel similarity ``2 * LCS / (len(key) + len(name))``
         (rapidfuzz's ``fuzz.ratio`` / 100); names below :data:`FUZZY_THRESHOLD` are
@@ -292,13 +422,13 @@ class Gazetteer:
         """
         n = len(key)
         if not FUZZY_MIN_LENGTH <= n <= FUZZY_MAX_LENGTH:
-            return 0.0, []
+            return _NO_FUZZY
         t = FUZZY_THRESHOLD
         # 2*lcs/(n+m) >= t needs t*n/(2-t) <= m <= (2-t)*n/t.
         lo_len = max(1, math.ceil(t * n / (2 - t) - 1e-9))
         hi_len = min(len(self._blocks) - 1, math.floor((2 - t) * n / t + 1e-9))
         if lo_len > hi_len:
-            return 0.0, []
+            return _NO_FUZZY
 
         gram_list = padded_bigrams(key)
         grams = set(gram_list)
@@ -381,7 +511,7 @@ class Gazetteer:
         # count those; the other lists are probed only for names that may qualify.
         need = next((c for c, best in enumerate(best_bound) if c and best >= floor), 0)
         if not need:
-            return 0.0, []
+            return _NO_FUZZY
         lists = window(lo_len, hi_len)
         counts = Counter()
         for _, first, last in lists[: g - need + 1]:
@@ -420,17 +550,41 @@ class Gazetteer:
                     floor = max(floor, heapq.nlargest(limit, reached.values())[-1])
         scored = [item for item in scored if item[0] >= floor]
         if not scored:
-            return 0.0, []
+            return _NO_FUZZY
 
         # Best score first; within one score, own names first, then population.
-        ranked = sorted((-score, code) for score, index in scored for code in self._codes_at(index))
-        chosen = self._select((code for _, code in ranked), qualifiers, limit)
+        ranked = sorted(
+            (-score, code, index) for score, index in scored for code in self._codes_at(index)
+        )
+        chosen = self._select((code for _, code, _ in ranked), qualifiers, limit)
         if not chosen:
-            return 0.0, []
-        return next(-score for score, code in ranked if code == chosen[0]), chosen
+            return _NO_FUZZY
+        score, index = next((-score, index) for score, code, index in ranked if code == chosen[0])
+        return score, chosen, self._key_at(index)
+
+    def _key_at(self, index: int) -> str:
+        """The key at ``index`` among all keys."""
+        m = bisect_right(self._starts, index) - 1
+        j = index - self._starts[m]
+        return self._blocks[m][j * m : (j + 1) * m]
 
 
 _NO_CODES: array[int] = array("I")
+_NO_FUZZY: tuple[float, list[int], str] = (0.0, [], "")
+
+
+class _Found(NamedTuple):
+    """What a query resolved to: city codes (best first), whether a name stood in
+    the query exactly, the similarity, the folded words that matched, the parse."""
+
+    codes: list[int]
+    exact: bool
+    similarity: float
+    matched: str
+    parsed: ParsedQuery | None
+
+
+_NOT_FOUND = _Found([], False, 0.0, "", None)
 
 
 def _find(block: str, width: int, key: str) -> int:
