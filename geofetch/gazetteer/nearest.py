@@ -77,6 +77,7 @@ class NearestIndex:
         points = np.column_stack((cos_phi * np.cos(lam), cos_phi * np.sin(lam), np.sin(phi)))
         self._size = len(points)
         self._tree: Any = cKDTree(points) if self._size else None
+        self._bounds: dict[float, float] = {}  # max_km -> chord bound, computed once each
 
     def __len__(self) -> int:
         """The number of points."""
@@ -87,10 +88,15 @@ class NearestIndex:
         or ``None`` when there is none that close (or no point at all)."""
         if self._tree is None:
             return None
-        bound = chord_for_km(max_km) if math.isfinite(max_km) else math.inf
-        # distance_upper_bound is exclusive: nudge it so max_km itself is inside
-        chord, index = self._tree.query(_unit(lat, lng), k=1,
-                                        distance_upper_bound=math.nextafter(bound, math.inf))
+        bound = self._bounds.get(max_km)
+        if bound is None:
+            bound = chord_for_km(max_km) if math.isfinite(max_km) else math.inf
+            # distance_upper_bound is exclusive: nudge it so max_km itself is inside
+            bound = self._bounds[max_km] = math.nextafter(bound, math.inf)
+        phi, lam = math.radians(lat), math.radians(lng)
+        cos_phi = math.cos(phi)
+        point = (cos_phi * math.cos(lam), cos_phi * math.sin(lam), math.sin(phi))
+        chord, index = self._tree.query(point, k=1, distance_upper_bound=bound)
         if index >= self._size:  # scipy's "none found": index == n, distance inf
             return None
         return Nearest(int(index), km_for_chord(float(chord)))
