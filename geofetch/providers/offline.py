@@ -8,7 +8,6 @@ re-exported here for code written before that package existed.
 
 from __future__ import annotations
 
-import inspect
 import math
 import threading
 from typing import Any
@@ -60,8 +59,11 @@ def nearest_index(gazetteer: Gazetteer) -> NearestIndex:
 def place_answer(place: Place, *, confidence: float | None, raw: Any) -> Answer:
     """The answer a gazetteer city stands for: always ``locality`` precision (the
     gazetteer knows cities, so a street address resolved to its city is a city)."""
+    address = place.formatted_address
+    if isinstance(raw, dict) and "formatted_address" not in raw:
+        raw["formatted_address"] = address
     return Answer(
-        place.lat, place.lng, place.formatted_address, raw=raw,
+        place.lat, place.lng, address, raw=raw,
         country_code=place.country_code or None,
         country=place.country or None,
         admin1=place.admin1_name or place.admin1 or None,
@@ -122,19 +124,17 @@ class OfflineProvider(Provider):
         return gazetteer
 
     def geocode(self, query: str, *, timeout: float) -> Answer:
-        """Look ``query`` up; ``timeout`` is unused (a lookup takes microseconds)."""
-        gazetteer = self._loaded()
-        if self.countries is None:
-            place = gazetteer.lookup(query)
-        elif _takes_countries(gazetteer):
-            place = gazetteer.lookup(query, countries=self.countries)  # type: ignore[call-arg]
-        else:  # the best match of those countries among the ranked candidates
-            place = next((p for p in gazetteer.search(query, limit=50)
-                          if p.country_code in self.countries), None)
-        if place is None:
+        """Look ``query`` up; ``timeout`` is unused (a lookup takes microseconds).
+
+        ``confidence`` is 1.0 for a city named exactly (its own name, an alternate
+        name or their transliteration), else the fuzzy match's similarity;
+        ``precision`` is always ``locality``: an address is answered with its city.
+        """
+        found = self._loaded().match(query, countries=self.countries)
+        if found is None:
             return NOT_FOUND
-        return place_answer(place, confidence=match_confidence(query, place),
-                            raw=place.to_dict())
+        return place_answer(found.place, confidence=found.confidence,
+                            raw=found.place.to_dict())
 
     def reverse(self, lat: float, lng: float, *, timeout: float) -> Answer:
         """The nearest city within ``max_distance`` km (``timeout`` unused).
@@ -151,7 +151,12 @@ class OfflineProvider(Provider):
         place = gazetteer.place_at(found.position)
         if self.countries is not None and place.country_code not in self.countries:
             return NOT_FOUND
-        raw = {**place.to_dict(), "distance_km": round(found.distance_km, 3)}
+        # Place.to_dict's dataclasses.asdict costs as much as the lookup: built by hand
+        raw = {"name": place.name, "lat": place.lat, "lng": place.lng,
+               "country_code": place.country_code, "country": place.country,
+               "admin1": place.admin1, "admin1_name": place.admin1_name,
+               "population": place.population, "geonameid": place.geonameid,
+               "distance_km": round(found.distance_km, 3)}
         return place_answer(place, confidence=None, raw=raw)
 
     def cache_namespace(self) -> str:
@@ -170,21 +175,3 @@ class OfflineProvider(Provider):
         if self.max_distance != DEFAULT_MAX_DISTANCE_KM:
             options += f", max_distance={self.max_distance:g}"
         return f"{type(self).__name__}({options})"
-
-
-def _takes_countries(gazetteer: Gazetteer) -> bool:
-    return "countries" in inspect.signature(gazetteer.lookup).parameters
-
-
-def match_confidence(query: str, place: Place) -> float:
-    """1.0 when ``query`` names ``place`` exactly (a part of it, folded, is the city's
-    name), else the best similarity of a part to the name (a fuzzy match)."""
-    name = fold(place.name)
-    parts = [fold(part) for part in query.replace(";", ",").split(",")]
-    if any(part == name or name in part.split() for part in parts):
-        return 1.0
-    from difflib import SequenceMatcher
-
-    best = max((SequenceMatcher(None, part, name).ratio() for part in parts if part),
-               default=0.0)
-    return round(best, 3)
