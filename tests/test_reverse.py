@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from geofetch import ReverseResult, exceptions, iter_reverse, reverse_many
+from geofetch import ReverseResult, exceptions, geocode_many, iter_reverse, reverse_many
 from geofetch.cache import SQLiteCache
 from geofetch.gazetteer import Gazetteer
 from geofetch.gazetteer.nearest import NearestIndex, great_circle_km
@@ -443,3 +443,15 @@ def test_cli_missing_coordinate_columns_name_the_columns(cli, tmp_path):
     both = cli(["reverse", write(tmp_path, "q.csv", "a,b\n1,2\n")])
     assert both.status == 2 and "--lat-column and --lng-column" in both.stderr
     assert len(both.stderr.splitlines()) == 1
+
+
+def test_local_server_honours_the_country_filters_of_both_apis():
+    with LocalServer(latency=0.0) as url:
+        for provider in (GoogleProvider(key=KEY, base_url=url, countries="us"),
+                         NominatimProvider(base_url=url, countries="us")):
+            [paris] = geocode_many(["Paris"], provider=provider, rate=0)
+            assert paris.country_code == "US" and paris.admin1 == "Texas"
+            provider.close()
+        [france] = geocode_many(["Paris"], provider=GoogleProvider(key=KEY, base_url=url),
+                                rate=0)
+        assert france.country_code == "FR"

@@ -241,13 +241,17 @@ class App:
         extra = self.connection_stats() if self.connection_stats is not None else {}
         return {**self.stats.snapshot(), **self.memo.snapshot(), **extra}
 
-    def _answer(self, api: str, query: str, address: bool = False) -> bytes:
+    def _answer(self, api: str, query: str, address: bool = False,
+                countries: tuple[str, ...] = ()) -> bytes:
         """The body answering ``query`` for ``api`` (google, json or jsonv2);
-        ``address``: Nominatim's ``addressdetails=1``."""
-        memo_api = api + "+address" if address else api
+        ``address``: Nominatim's ``addressdetails=1``; ``countries``: only cities of
+        these (Google ``components=country:``, Nominatim ``countrycodes``), where the
+        gazetteer can filter so."""
+        memo_api = api + ("+address" if address else "") + "|" + ",".join(countries)
         body = self.memo.get(memo_api, query)
         if body is None:
-            place = self._gazetteer.lookup(query)
+            lookup: Any = self._gazetteer.lookup
+            place = lookup(query, countries=countries) if countries else lookup(query)
             payload: Any
             if api == "google":
                 payload = (
@@ -342,7 +346,10 @@ class App:
             return 200, self._reverse_answer("google", *point)
         if query is None or not query.strip():
             return _google_status("INVALID_REQUEST", "INVALID_REQUEST")
-        return 200, self._answer("google", query)
+        components = params.get("components", "").split("|")
+        countries = tuple(c.partition(":")[2].upper() for c in components
+                          if c.partition(":")[0] == "country")
+        return 200, self._answer("google", query, countries=countries)
 
     def _nominatim(
         self, params: dict[str, str], query: str | None, now: float, failed: bool,
@@ -364,7 +371,9 @@ class App:
             return 200, self._reverse_answer(fmt, *point, details), ()
         if query is None or not query.strip():
             return 400, dumps(_error(400, "Nothing to search for.")), ()
-        return 200, self._answer(fmt, query, details), ()
+        countries = tuple(c.strip().upper() for c in params.get("countrycodes", "").split(",")
+                          if c.strip())
+        return 200, self._answer(fmt, query, details, countries), ()
 
     def _control(self, request: Request, path: str) -> Response:
         if path == STATS_PATH and request.method in ("GET", "HEAD"):
