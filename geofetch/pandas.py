@@ -10,7 +10,7 @@ geocode two.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import InputError, UsageError
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 def geocode_dataframe(
     df: pd.DataFrame,
-    column: str = "address",
+    column: str | Sequence[str] = "address",
     *,
     provider: str | Provider = "offline",
     key: str | None = None,
@@ -49,7 +49,9 @@ def geocode_dataframe(
     and ``error`` added, row for row, index preserved. A column the frame already
     has is never overwritten: the new one is ``geofetch_NAME`` (``geofetch_status``).
     ``fields=True`` adds the address fields (``country_code`` ... ``confidence``)
-    before ``status``.
+    before ``status``. ``column`` may be a list of columns (``["street", "city",
+    "zip"]``): the place is their cells joined by ``", "``, blank or missing ones
+    left out.
 
     The other keyword options are :func:`geofetch.geocode_many`'s. Identical places are
     asked once; results stream into five plain lists, so extra memory is those
@@ -59,8 +61,16 @@ def geocode_dataframe(
     pd = _pandas("geocode_dataframe")
     from .tasks.geocode import iter_geocode
 
-    _check_columns(df, column)
-    places = ("" if pd.isna(value) else str(value) for value in df[column])
+    names = [column] if isinstance(column, str) else list(column)
+    if not names:
+        raise UsageError("no column named: give one or more column names")
+    _check_columns(df, *names)
+    if len(names) == 1:
+        places: Iterable[str] = ("" if pd.isna(value) else str(value) for value in df[names[0]])
+    else:
+        rows = zip(*(df[name] for name in names), strict=True)
+        cells_of = (("" if pd.isna(v) else str(v).strip() for v in row) for row in rows)
+        places = (", ".join(cell for cell in row if cell) for row in cells_of)
     results = iter_geocode(places, provider=provider, key=key, base_url=base_url,
                            countries=countries, language=language,
                            executor=executor, workers=workers, rate=rate, retries=retries,

@@ -158,7 +158,14 @@ def test_a_usage_error_is_one_line_and_exit_2(cli, argv):
     assert ": error: " in result.stderr and "--help" in result.stderr
 
 
-def test_a_second_column_is_refused_not_dropped(cli):
-    result = cli(["geocode", "data/places.csv", "--column", "a", "--column", "b"])
-    assert result.status == 2
-    assert "--column may be given once" in result.stderr
+def test_a_second_column_is_joined_not_dropped(cli, tmp_path):
+    # Issue 15: a repeated --column joins the cells (it was refused, and before that
+    # silently dropped); a missing one names the columns that exist.
+    path = tmp_path / "split.csv"
+    path.write_text("a,b\nSpringfield,IL\n", encoding="utf-8")
+    result = cli(["geocode", path, "--column", "a", "--column", "b"])
+    assert result.status == 0, result.stderr
+    assert "Springfield, Illinois, United States" in result.stdout
+    missing = cli(["geocode", path, "--column", "a", "--column", "c"])
+    assert missing.status == 2
+    assert "no column 'c'" in missing.stderr and "columns are: a, b" in missing.stderr

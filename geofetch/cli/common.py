@@ -36,8 +36,10 @@ def add_run_options(parser: argparse.ArgumentParser, *, what: str) -> None:
     parser.add_argument("input", metavar="INPUT",
                         help=f"CSV with a header, text file with one {what} per line, or -")
     parser.add_argument("-o", "--output", metavar="OUTPUT", help="output file (default: stdout)")
-    parser.add_argument("--column", metavar="NAME", action=_Once,
-                        help=f"CSV column holding the {what}")
+    parser.add_argument("--column", metavar="NAME", action="append",
+                        help=f"CSV column holding the {what}; repeat it for an address "
+                             "spread over columns (their cells joined by ', ')"
+                             if what == "place" else f"CSV column holding the {what}")
     parser.add_argument("--executor", choices=EXECUTORS, default="thread",
                         help="thread (default), process or serial")
     parser.add_argument("--workers", type=positive_int, metavar="N",
@@ -116,18 +118,6 @@ def provider_settings(args: argparse.Namespace) -> dict[str, Any]:
     return {"countries": args.country, "language": args.language}
 
 
-class _Once(argparse.Action):
-    """A flag that may be given once: a second ``--column`` would be silently dropped
-    (joining several columns into one place is not built yet)."""
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: Any, option_string: str | None = None) -> None:
-        if getattr(namespace, self.dest, None) is not None:
-            parser.error(f"{option_string} may be given once (joining several columns "
-                         "is not built yet)")
-        setattr(namespace, self.dest, values)
-
-
 def run_options(args: argparse.Namespace, cache: Any = None) -> RunOptions:
     """The run's options from the flags (the progress bar is the CLI's own)."""
     return RunOptions(executor=args.executor, workers=args.workers, rate=args.rate,
@@ -191,6 +181,9 @@ def read_table(args: argparse.Namespace, env: Environment, *, known: tuple[str, 
     ``--column`` and a known name, the first column whose values are http(s) URLs."""
     check_delimiter(args.output_delimiter)
     check_distinct(args.input, args.output, cache or getattr(args, "cache", None), env.stdout)
+    if url_values and args.column and len(args.column) > 1:
+        raise UsageError(f"--column names the one URL column; it was given "
+                         f"{len(args.column)} times")
     return open_table(args.input, column=args.column, known=known, text_header=text_header,
                       stdin=env.stdin, delimiter=args.delimiter, url_values=url_values)
 
@@ -215,7 +208,6 @@ def execute(
     output = Output(args.output, env.stdout)
     fmt = args.format or ("csv" if not output.is_stdout or not env.stdout_isatty else "table")
     rows: deque[list[str]] = deque()
-    column = table.column
 
     def queries() -> Iterator[str]:
         for row in table.rows:
@@ -223,7 +215,7 @@ def execute(
             if query_of is not None:
                 query = query_of(row.cells)
             else:
-                query = row.cells[column] if column < len(row.cells) else ""
+                query = table.query(row.cells)
             yield Rejected(query, row.error) if row.error else query
 
     job.queries = queries()

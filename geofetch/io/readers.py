@@ -37,6 +37,10 @@ whose values in the first :data:`SNIFF_LINES` lines are http(s) URLs (a header
 CSV whatever its name, unless a cell of its first line is itself a URL (then it is
 a list of URLs with commas in them, not a header).
 
+**Several columns** (``--column street --column city --column zip``): the query is
+those cells joined by ``", "`` in the order given, blank cells skipped (``"Damrak 1,
+Amsterdam"`` when the zip is empty); every input column is still written out.
+
 **Header names.** Empty or repeated header names are kept as they are for CSV
 output (written back unchanged); :func:`unique_names` gives the keys JSON output
 uses (``place``, ``place_2``, ...).
@@ -50,7 +54,7 @@ import io
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO
 from urllib.parse import urlsplit
@@ -83,7 +87,11 @@ class Row:
 
 @dataclass
 class Table:
-    """An opened input: its header, the query column's index, and a row stream."""
+    """An opened input: its header, the query column's index, and a row stream.
+
+    ``columns``: the query's columns when several were named (their cells are
+    joined, see :meth:`query`); else just ``(column,)``.
+    """
 
     header: list[str]
     column: int
@@ -92,6 +100,16 @@ class Table:
     is_csv: bool
     line_count: int | None = None
     delimiter: str = ","
+    columns: tuple[int, ...] = ()
+
+    def query(self, cells: list[str]) -> str:
+        """The query of a row: its query column's cell, or the cells of several
+        columns joined by ``", "`` with blank ones (spaces only) left out."""
+        columns = self.columns or (self.column,)
+        if len(columns) == 1:
+            return cells[columns[0]] if columns[0] < len(cells) else ""
+        parts = (cells[i].strip() if i < len(cells) else "" for i in columns)
+        return ", ".join(part for part in parts if part)
 
 
 def check_delimiter(delimiter: str | None) -> str | None:
@@ -110,7 +128,7 @@ def check_delimiter(delimiter: str | None) -> str | None:
 def open_table(
     path: str,
     *,
-    column: str | None = None,
+    column: str | Sequence[str] | None = None,
     known: tuple[str, ...] = PLACE_COLUMNS,
     text_header: str = "place",
     stdin: IO[str] | None = None,
@@ -119,14 +137,18 @@ def open_table(
 ) -> Table:
     """Open ``path`` (``-`` for standard input) and find its query column.
 
-    ``url_values``: with no ``known`` name in the header, the column is the first
-    whose values are http(s) URLs (see the module docstring).
+    ``column``: the query column's name, or several names whose cells make the query
+    together (see :meth:`Table.query`). ``url_values``: with no ``known`` name in the
+    header, the column is the first whose values are http(s) URLs (see the module
+    docstring).
 
     Raises :class:`InputError` with a one-line message for a missing or unreadable
     file, undecodable bytes or a missing column (naming the columns that exist), and
-    (while rows are read) for a quoted field that never closes.
+    (while rows are read) for a quoted field that never closes;
+    :class:`UsageError` for an empty list of columns or a column named twice.
     """
     delimiter = check_delimiter(delimiter)
+    names = _column_names(column)
     if path == "-":
         stream = _stdin_text(stdin)
         source = "standard input"
@@ -152,11 +174,11 @@ def open_table(
         delimiter = found or ","
     header = next(csv.reader([sample[0]], delimiter=delimiter), [])
     url_column = None
-    if url_values and column is None and not one_column:
+    if url_values and not names and not one_column:
         url_column = _url_column(sample, delimiter)
     is_csv = (
         suffix in (".csv", ".tsv")
-        or column is not None
+        or bool(names)
         or any(h.strip().lower().lstrip("\ufeff") in known for h in header)
         or url_column is not None
     )
@@ -165,10 +187,31 @@ def open_table(
         return Table([text_header], 0, _text_rows(everything), source, False, line_count)
     record, used = _first_record(everything, delimiter, source)
     header = [h.lstrip("\ufeff") for h in record]
-    index = _find_column(header, column, known, source, url_column,
-                         "URLs" if url_values else "places")
+    what = "URLs" if url_values else "places"
+    wanted: list[str | None] = [*names] if names else [None]
+    indexes = tuple(_find_column(header, name, known, source, url_column, what)
+                    for name in wanted)
+    for n, index in enumerate(indexes):
+        if index in indexes[:n]:
+            raise UsageError(f"columns {names[indexes.index(index)]!r} and {names[n]!r} are "
+                             f"the same column of {source}")
     rows = _csv_rows(everything, delimiter, len(header), source, used, one_column=one_column)
-    return Table(header, index, rows, source, True, line_count and line_count - 1, delimiter)
+    return Table(header, indexes[0], rows, source, True, line_count and line_count - 1,
+                 delimiter, indexes)
+
+
+def _column_names(column: str | Sequence[str] | None) -> list[str]:
+    """``column`` as a list of names (empty: none given); a name given twice, or an
+    empty list, is a UsageError."""
+    if column is None:
+        return []
+    names = [column] if isinstance(column, str) else list(column)
+    if not names:
+        raise UsageError("no column named: give one or more column names")
+    for n, name in enumerate(names):
+        if name in names[:n]:
+            raise UsageError(f"column {name!r} is named twice")
+    return names
 
 
 def sniff_delimiter(lines: list[str]) -> str:
