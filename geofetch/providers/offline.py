@@ -133,7 +133,7 @@ class OfflineProvider(Provider):
         found = self._loaded().match(query, countries=self.countries)
         if found is None:
             return NOT_FOUND
-        return place_answer(found.place, confidence=found.confidence,
+        return place_answer(found.place, confidence=round(found.confidence, 3),
                             raw=found.place.to_dict())
 
     def reverse(self, lat: float, lng: float, *, timeout: float) -> Answer:
