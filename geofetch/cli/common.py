@@ -85,8 +85,7 @@ def countries_arg(text: str) -> tuple[str, ...]:
         countries = check_countries(text)
     except UsageError as exc:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("country: ")) from None
-    if not countries:
-        raise argparse.ArgumentTypeError("give one or more two-letter codes, such as DE,AT")
+    assert countries is not None  # a string always holds a code, or is refused
     return countries
 
 
