@@ -455,3 +455,11 @@ def test_local_server_honours_the_country_filters_of_both_apis():
         [france] = geocode_many(["Paris"], provider=GoogleProvider(key=KEY, base_url=url),
                                 rate=0)
         assert france.country_code == "FR"
+
+
+def test_cli_column_names_one_lat_lng_column_or_two_joined(cli, tmp_path):
+    path = write(tmp_path, "p.csv", "where,lat,lng\n\"48.2,16.37\",0,-30\n")
+    one = cli(["reverse", path, "--column", "where"])
+    assert one.stdout.splitlines()[1] == '"48.2,16.37",0,-30,"Vienna, Austria",ok,'
+    two = cli(["reverse", path, "--column", "lat", "--column", "lng"])
+    assert two.stdout.splitlines()[1] == '"48.2,16.37",0,-30,,not_found,'
