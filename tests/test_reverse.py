@@ -463,3 +463,11 @@ def test_cli_column_names_one_lat_lng_column_or_two_joined(cli, tmp_path):
     assert one.stdout.splitlines()[1] == '"48.2,16.37",0,-30,"Vienna, Austria",ok,'
     two = cli(["reverse", path, "--column", "lat", "--column", "lng"])
     assert two.stdout.splitlines()[1] == '"48.2,16.37",0,-30,,not_found,'
+
+
+def test_nominatim_reverse_place_without_coordinates_is_an_invalid_answer():
+    with ScriptedServer(Reply.json({"display_name": "X", "lat": "north"})) as server:
+        provider = NominatimProvider(base_url=server.url)
+        [result] = reverse_many([(1.0, 2.0)], provider=provider, rate=0, retries=0)
+    assert result.status == "failed"
+    assert result.error == "InvalidAnswer: the place has no usable lat/lon"

@@ -236,11 +236,11 @@ class NominatimProvider(Provider):
             ) from exc
 
     @staticmethod
-    def _place_answer(place: Any, raw: Any) -> Answer:
+    def _place_answer(place: Any, raw: Any, what: str = "the place") -> Answer:
         try:
             lat, lng = float(place["lat"]), float(place["lon"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidAnswer("the place has no usable lat/lon", status_code=200) from exc
+            raise InvalidAnswer(f"{what} has no usable lat/lon", status_code=200) from exc
         return Answer(lat=lat, lng=lng, formatted_address=place.get("display_name"), raw=raw,
                       **nominatim_fields(place))
 
@@ -256,9 +256,9 @@ class NominatimProvider(Provider):
         if not body:
             return Answer(raw=body)
         first = body[0]
-        if not isinstance(first, dict) or "lat" not in first or "lon" not in first:
+        if not isinstance(first, dict):
             raise InvalidAnswer("first place has no usable lat/lon", status_code=200)
-        return self._place_answer(first, raw=body)
+        return self._place_answer(first, raw=body, what="first place")
 
     def cache_namespace(self) -> str:
         """Provider, server, language and countries: what besides the query decides
