@@ -471,3 +471,17 @@ def test_nominatim_reverse_place_without_coordinates_is_an_invalid_answer():
         [result] = reverse_many([(1.0, 2.0)], provider=provider, rate=0, retries=0)
     assert result.status == "failed"
     assert result.error == "InvalidAnswer: the place has no usable lat/lon"
+
+
+def test_cli_reverse_shares_the_budget_and_aborts_with_exit_3(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("GOOGLE_MAPS_API_KEY", KEY)
+    path = write(tmp_path, "p.csv", "lat,lng\n48.2,16.37\n35.68,139.69\n52.52,13.405\n")
+    with LocalServer(latency=0.0) as url:
+        out = cli(["reverse", path, "--provider", "google", "--base-url", url, "--no-cache",
+                   "--max-requests", "1", "--workers", "1"])
+    assert out.status == 3
+    rows = out.stdout.splitlines()[1:]
+    assert rows[0] == '48.2,16.37,"Vienna, Austria",ok,'
+    assert [r.split(",")[-2] for r in rows[1:]] == ["failed", "failed"]
+    assert all("BudgetExhausted" in r for r in rows[1:])
+    assert KEY not in out.stdout + out.stderr
