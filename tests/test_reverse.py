@@ -485,3 +485,19 @@ def test_cli_reverse_shares_the_budget_and_aborts_with_exit_3(cli, tmp_path, mon
     assert [r.split(",")[-2] for r in rows[1:]] == ["failed", "failed"]
     assert all("BudgetExhausted" in r for r in rows[1:])
     assert KEY not in out.stdout + out.stderr
+
+
+def test_points_are_sent_in_plain_decimal_notation():
+    from geofetch.providers.base import decimal_degrees
+
+    assert [decimal_degrees(v) for v in (5e-06, -0.0, -1e-07, 48.2, -122.4783, 180.0)] == \
+        ["0.000005", "0", "0", "48.2", "-122.4783", "180"]
+    with ScriptedServer(Reply.json(GOOGLE_REVERSE),
+                        Reply.json({"error": "Unable to geocode"})) as server:
+        reverse_many([(5e-06, -1e-05)], provider=GoogleProvider(key=KEY, base_url=server.url),
+                     rate=0)
+        reverse_many([(5e-06, -1e-05)], provider=NominatimProvider(base_url=server.url),
+                     rate=0)
+    assert query_of(server.requests[0])["latlng"] == ["0.000005,-0.00001"]
+    assert query_of(server.requests[1])["lat"] == ["0.000005"]
+    assert query_of(server.requests[1])["lon"] == ["-0.00001"]

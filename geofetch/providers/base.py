@@ -89,6 +89,14 @@ _COUNTRY_CODE = re.compile(r"[A-Za-z]{2}")
 _LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 
 
+def decimal_degrees(value: float) -> str:
+    """``value`` in plain decimal notation with at most 6 decimals (``"48.2085"``,
+    ``"0.000005"``, never ``"5e-06"``), as the services' ``lat``/``lng`` parameters
+    are written."""
+    text = f"{value:.6f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
 def check_countries(countries: str | Iterable[str] | None) -> tuple[str, ...] | None:
     """``countries`` as a tuple of upper-case ISO 3166-1 alpha-2 codes, in the order
     given, duplicates dropped; ``None`` (or empty) stays ``None``.

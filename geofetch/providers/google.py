@@ -58,6 +58,7 @@ from .base import (
     Provider,
     check_countries,
     check_language,
+    decimal_degrees,
 )
 
 GOOGLE_URL = "https://maps.googleapis.com"
@@ -217,8 +218,8 @@ class GoogleProvider(Provider):
         if self._client is None:
             self.open()
         assert self._client is not None
-        url = (f"{self.base_url}{GEOCODE_PATH}?latlng={lat!r},{lng!r}"
-               + self._reverse_tail)
+        url = (f"{self.base_url}{GEOCODE_PATH}?latlng={decimal_degrees(lat)},"
+               f"{decimal_degrees(lng)}{self._reverse_tail}")
         return self.parse(self._client.get(url, timeout=timeout), countries=self.countries)
 
     def parse(self, response: Response, *, countries: tuple[str, ...] | None = None) -> Answer:

@@ -40,6 +40,7 @@ from .base import (
     Provider,
     check_countries,
     check_language,
+    decimal_degrees,
 )
 
 NOMINATIM_URL = "https://nominatim.openstreetmap.org"
@@ -204,7 +205,8 @@ class NominatimProvider(Provider):
         if self._client is None:
             self.open()
         assert self._client is not None
-        url = f"{self.base_url}/reverse?lat={lat!r}&lon={lng!r}{self._reverse_tail}"
+        url = (f"{self.base_url}/reverse?lat={decimal_degrees(lat)}"
+               f"&lon={decimal_degrees(lng)}{self._reverse_tail}")
         return self.parse_reverse(self._client.get(url, timeout=timeout))
 
     def parse_reverse(self, response: Response) -> Answer:
