@@ -501,3 +501,13 @@ def test_points_are_sent_in_plain_decimal_notation():
     assert query_of(server.requests[0])["latlng"] == ["0.000005,-0.00001"]
     assert query_of(server.requests[1])["lat"] == ["0.000005"]
     assert query_of(server.requests[1])["lon"] == ["-0.00001"]
+
+
+def test_cli_reads_decimal_commas_of_semicolon_files(cli, tmp_path):
+    path = write(tmp_path, "p.csv", "lat;lng\n48,2;16,37\n48,2,1;16\n")
+    out = cli(["reverse", path])
+    assert out.stdout.splitlines() == [
+        "lat;lng;formatted_address;status;error",
+        "48,2;16,37;Vienna, Austria;ok;",
+        "48,2,1;16;;invalid;InvalidQuery: '48,2,1,16' is not 'lat,lng'",
+    ]

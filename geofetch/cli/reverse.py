@@ -2,13 +2,15 @@
 
 The input is a CSV whose coordinate columns are found by name (:data:`LAT_COLUMNS`
 and :data:`LNG_COLUMNS`, case-insensitive) or named with ``--lat-column`` and
-``--lng-column``; or text with one ``lat,lng`` per line; or ``-``. ``--column NAME``
+``--lng-column`` (a cell may use a decimal comma: ``48,2``); or text with one
+``lat,lng`` per line; or ``-``. ``--column NAME``
 instead names one column holding ``lat,lng`` in each cell.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -16,10 +18,10 @@ from ..exceptions import InputError
 from ..io.output import check_distinct
 from ..io.readers import Table, check_delimiter, open_table
 from ..models import REVERSE_COLUMNS, with_fields
-from ..providers import PROVIDERS
 from .argtypes import positive_float
 from .common import (
     add_address_options,
+    add_provider_options,
     add_run_options,
     cache_path,
     execute,
@@ -52,9 +54,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--max-distance", type=positive_float, metavar="KM",
                         help="offline: the farthest the nearest city may be, in km "
                              "(default 50); farther is not_found")
-    parser.add_argument("--provider", choices=tuple(PROVIDERS), default="offline",
-                        help="offline (default: the nearest city, no network), google or "
-                             "nominatim")
+    add_provider_options(parser)
     parser.add_argument("--base-url", metavar="URL",
                         help="send requests here (a self-hosted or local server)")
     add_address_options(parser)
@@ -116,10 +116,20 @@ def open_points(args: argparse.Namespace, env: Environment,
                          f"({table.header[lat]!r}) of {table.source}")
 
     def query_of(cells: list[str]) -> str:
-        return (f"{cells[lat] if lat < len(cells) else ''},"
-                f"{cells[lng] if lng < len(cells) else ''}")
+        return (f"{decimal_point(cells[lat]) if lat < len(cells) else ''},"
+                f"{decimal_point(cells[lng]) if lng < len(cells) else ''}")
 
     return table, query_of
+
+
+_DECIMAL_COMMA = re.compile(r"\s*[+-]?\d+,\d+\s*")
+
+
+def decimal_point(cell: str) -> str:
+    """A coordinate cell written with a decimal comma (``48,2``, as European
+    spreadsheets write it in ``;``-separated files) with a decimal point; any other
+    cell as it is (a cell with a comma left makes the row ``invalid``)."""
+    return cell.replace(",", ".") if _DECIMAL_COMMA.fullmatch(cell) else cell
 
 
 def find_column(table: Table, name: str | None, known: tuple[str, ...], what: str,
