@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ..exceptions import InputError
+from ..exceptions import InputError, UsageError
 from ..io.output import check_distinct
 from ..io.readers import Table, check_delimiter, open_table
 from ..models import REVERSE_COLUMNS, with_fields
@@ -66,9 +66,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     from .. import reverse_job
 
     provider = make_provider(args, max_distance=args.max_distance)
-    if not provider.supports_reverse:
-        from ..exceptions import UsageError
-
+    if not provider.supports_reverse:  # said before the input is read
         raise UsageError(f"the {provider.name} provider does not reverse geocode")
     setup_logging(args.verbose, env.stderr, provider.secrets())
     warning = provider.policy_warning()
@@ -77,8 +75,6 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     cache = cache_path(args, provider.cacheable)
     options = run_options(args, cache)  # every option checked before the input is opened
     if args.column and (args.lat_column or args.lng_column):
-        from ..exceptions import UsageError
-
         raise UsageError("--column (one column of 'lat,lng') and --lat-column/--lng-column "
                          "exclude each other")
     if args.column:
