@@ -67,3 +67,37 @@ def port(text: str) -> int:
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"must be between 0 and 65535, not {text}")
     return value
+
+
+def provider_name(text: str) -> str:
+    """``offline``, ``google``, ``nominatim`` or ``geopy:NAME`` (NAME as geopy's
+    ``get_geocoder_for_service`` knows it); any other lists the valid ones."""
+    from ..exceptions import UsageError
+    from ..providers import GEOPY_PREFIX, PROVIDERS, geopy_names
+
+    if text in PROVIDERS:
+        return text
+    if text.lower().startswith(GEOPY_PREFIX):
+        name = text[len(GEOPY_PREFIX):].lower()
+        try:
+            names = geopy_names()
+        except UsageError as exc:  # geopy is not installed
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        if name not in names:
+            raise argparse.ArgumentTypeError(
+                f"unknown geopy geocoder {name!r}; choose one of: {', '.join(names)}")
+        return GEOPY_PREFIX + name
+    raise argparse.ArgumentTypeError(
+        f"unknown provider {text!r}; choose one of: {', '.join(PROVIDERS)} or "
+        f"{GEOPY_PREFIX}NAME")
+
+
+def provider_option(text: str) -> tuple[str, str]:
+    """``KEY=VALUE`` (a geopy geocoder's constructor argument) as ``(KEY, VALUE)``;
+    the value stays text (the provider reads it as its argument's type)."""
+    name, equals, value = text.partition("=")
+    name = name.strip()
+    if not equals or not name.isidentifier():
+        # the text itself is not echoed: it may be a key typed in the wrong place
+        raise argparse.ArgumentTypeError("not KEY=VALUE (such as domain=127.0.0.1:8080)")
+    return name, value

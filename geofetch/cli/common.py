@@ -23,8 +23,16 @@ from ..io.readers import Table, check_delimiter, open_table
 from ..io.writers import FORMATS, make_writer
 from ..models import ADDRESS_FIELDS, Rejected
 from ..options import EXECUTORS, RunOptions
+from ..providers import GEOPY_PREFIX
 from ..redact import RedactingFilter
-from .argtypes import non_negative_float, non_negative_int, positive_float, positive_int
+from .argtypes import (
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    provider_name,
+    provider_option,
+)
 from .env import Environment, ExitStatus, Terminated
 
 if TYPE_CHECKING:
@@ -115,6 +123,37 @@ def add_address_options(parser: argparse.ArgumentParser) -> None:
 def provider_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The provider options ``--country`` and ``--language`` give (None: not given)."""
     return {"countries": args.country, "language": args.language}
+
+
+def add_provider_options(parser: argparse.ArgumentParser) -> None:
+    """``--provider`` (offline, google, nominatim or geopy:NAME) and the repeatable
+    ``--provider-option KEY=VALUE`` of a geopy geocoder (geocode and reverse)."""
+    parser.add_argument("--provider", type=provider_name, default="offline", metavar="NAME",
+                        help="offline (default, no key, no network), google, nominatim, or "
+                             "geopy:NAME, any geocoder of geopy (the geopy extra): "
+                             "geopy:photon, geopy:pelias, geopy:arcgis, ...")
+    parser.add_argument("--provider-option", type=provider_option, action="append",
+                        metavar="KEY=VALUE",
+                        help="an option of a geopy:NAME geocoder (domain=127.0.0.1:2322, "
+                             "scheme=http); repeat it for more; its key comes from "
+                             "GEOFETCH_API_KEY, never from here")
+
+
+def geopy_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The provider options ``--provider-option`` gives (``{}``: none); a usage error
+    for a provider that is not geopy's or an option given twice."""
+    given = getattr(args, "provider_option", None)
+    if not given:
+        return {}
+    if not str(args.provider).startswith(GEOPY_PREFIX):
+        raise UsageError(f"--provider-option is for {GEOPY_PREFIX}NAME providers, "
+                         f"not {args.provider}")
+    options: dict[str, str] = {}
+    for name, value in given:
+        if name in options:
+            raise UsageError(f"--provider-option {name} is given twice")
+        options[name] = value
+    return {"options": options}
 
 
 def run_options(args: argparse.Namespace, cache: Any = None) -> RunOptions:

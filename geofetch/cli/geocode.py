@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..io.readers import PLACE_COLUMNS
 from ..models import GEOCODE_COLUMNS, with_fields
-from ..providers import PROVIDERS
 from .common import (
     add_address_options,
+    add_provider_options,
     add_run_options,
     cache_path,
     execute,
+    geopy_settings,
     provider_settings,
     read_table,
     run_options,
@@ -33,8 +34,7 @@ def register(subparsers: Any) -> None:
         description="Geocode every place of INPUT; write lat/lng per row, in input order.",
     )
     add_run_options(parser, what="place")
-    parser.add_argument("--provider", choices=tuple(PROVIDERS), default="offline",
-                        help="offline (default, no key, no network), google or nominatim")
+    add_provider_options(parser)
     parser.add_argument("--base-url", metavar="URL",
                         help="send requests here (a self-hosted or local server)")
     add_address_options(parser)
@@ -64,7 +64,8 @@ def make_provider(args: argparse.Namespace, **extra: Any) -> Provider:
     from ..providers import get_provider
 
     settings: dict[str, Any] = {"base_url": args.base_url, "user_agent": args.user_agent,
-                                "email": args.email, **provider_settings(args), **extra}
+                                "email": args.email, **provider_settings(args),
+                                **geopy_settings(args), **extra}
     if args.provider == "google":
         settings["key"] = os.environ.get("GOOGLE_MAPS_API_KEY")
     if args.provider == "nominatim":  # the one provider that takes them
