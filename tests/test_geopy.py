@@ -379,7 +379,7 @@ def test_options_are_checked_and_typed():
     assert parse_value("127.0.0.1:8080", None) == "127.0.0.1:8080"
     with pytest.raises(ValueError):
         parse_value("maybe", True)
-    with pytest.raises(UsageError, match="token_lifetime='soon': not a int"):
+    with pytest.raises(UsageError, match="token_lifetime='soon': not a whole number"):
         GeopyProvider("arcgis", options={"token_lifetime": "soon"})
     with pytest.raises(UsageError, match="takes no 'colour' option; it takes: .*domain"):
         GeopyProvider("photon", options={"colour": "red"})
@@ -469,7 +469,7 @@ def test_cli_a_refused_key_is_exit_3_and_the_key_never_shows(cli, server, monkey
           "--provider-option", f"api_key={SECRET}"], "GEOFETCH_API_KEY"),
         (["--provider", "geopy:photon", "--provider-option", "timeout=3"], "--timeout"),
         (["--provider", "geopy:arcgis", "--provider-option", "token_lifetime=soon"],
-         "not a int"),
+         "not a whole number"),
     ],
 )
 def test_cli_bad_geopy_flags_are_one_line_exit_2(cli, argv, message):
@@ -477,3 +477,19 @@ def test_cli_bad_geopy_flags_are_one_line_exit_2(cli, argv, message):
     assert result.status == 2, result.stderr
     assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
     assert SECRET not in result.stderr and result.stdout == ""
+
+
+def test_library_names_a_geopy_geocoder_by_string(server):
+    results = geocode_many(["Osaka", "xqzzvv kkwp"], provider="geopy:photon",
+                           base_url=f"http://{server.domain}", rate=0)
+    assert [(r.status, r.country_code) for r in results] == [("ok", "JP"), ("not_found", None)]
+    assert server.seen[0][0] == "/api"
+
+
+def test_a_geocoder_without_reverse_says_so(cli):
+    provider = GeopyProvider("databc")
+    assert not provider.supports_reverse
+    with pytest.raises(UsageError, match="does not reverse geocode"):
+        provider.reverse(1.0, 2.0, timeout=1)
+    result = cli(["reverse", "-", "--provider", "geopy:databc"], stdin="lat,lng\n1,2\n")
+    assert result.status == 2 and "does not reverse geocode" in result.stderr

@@ -142,7 +142,8 @@ class GeopyProvider(Provider):
 
     ``geocoder``: a name (``"photon"``, as ``get_geocoder_for_service`` knows it), a
     geocoder class, a factory (a picklable callable that returns a geocoder, for the
-    process executor), or an instance (copied for each worker through pickle).
+    process executor), or an instance (each worker gets a copy with a fresh adapter:
+    the instance's session is not shared).
     ``options``: the class's constructor arguments (``domain``, ``scheme``,
     ``user_agent``, ...); text values are read as the type of the argument's default
     (see :func:`parse_value`); not for an instance or a factory. ``key``: the API key
@@ -249,8 +250,9 @@ class GeopyProvider(Provider):
                 try:
                     value = parse_value(value, default)
                 except ValueError:
-                    kind = type(default).__name__
-                    raise UsageError(f"option {name}={value!r}: not a {kind}") from None
+                    kind = {bool: "true or false", int: "a whole number"}.get(
+                        type(default), "a number")
+                    raise UsageError(f"option {name}={value!r}: not {kind}") from None
             kwargs[name] = value
         if base_url is not None:
             if "domain" not in accepted or "scheme" not in accepted:
