@@ -511,3 +511,18 @@ def test_cli_reads_decimal_commas_of_semicolon_files(cli, tmp_path):
         "48,2;16,37;Vienna, Austria;ok;",
         "48,2,1;16;;invalid;InvalidQuery: '48,2,1,16' is not 'lat,lng'",
     ]
+
+
+def test_iter_reverse_streams_its_input():
+    read = []
+
+    def points():
+        for i in range(20_000):
+            read.append(i)
+            yield (i % 180) - 89.5, 16.37
+
+    results = iter_reverse(points(), workers=2)
+    first = next(results)
+    assert first.lat == -89.5 and len(read) < 20_000  # not read to the end first
+    rest = list(results)
+    assert len(rest) == 19_999 and [r.lat for r in rest[:3]] == [-88.5, -87.5, -86.5]
