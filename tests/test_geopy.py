@@ -493,3 +493,18 @@ def test_a_geocoder_without_reverse_says_so(cli):
         provider.reverse(1.0, 2.0, timeout=1)
     result = cli(["reverse", "-", "--provider", "geopy:databc"], stdin="lat,lng\n1,2\n")
     assert result.status == 2 and "does not reverse geocode" in result.stderr
+
+
+def test_a_reverse_answer_outside_the_countries_is_not_found(server):
+    kept = reverse_many([(34.69, 135.50)], provider=nominatim(server, countries="JP"), rate=0)
+    dropped = reverse_many([(34.69, 135.50)], provider=nominatim(server, countries="DE"),
+                           rate=0)
+    assert [r.status for r in kept + dropped] == ["ok", "not_found"]
+
+
+def test_the_public_nominatim_is_asked_once_a_second_at_most():
+    provider = GeopyProvider("nominatim")  # geopy's default domain: OpenStreetMap's
+    assert provider.max_rate == 1.0
+    with pytest.raises(UsageError, match="per second"):
+        geocode_many(["Berlin"], provider=provider, rate=5)
+    assert GeopyProvider("nominatim", options={"domain": "127.0.0.1:9"}).max_rate is None

@@ -79,6 +79,9 @@ __all__ = ["KEY_ENV", "PREFIX", "GeopyProvider", "geocoder_names"]
 KEY_ENV = "GEOFETCH_API_KEY"
 #: Provider names ``geopy:NAME`` run geopy's geocoder NAME.
 PREFIX = "geopy:"
+#: Public servers whose usage policy allows at most one request per second
+#: (https://operations.osmfoundation.org/policies/nominatim/): a faster run is refused.
+PUBLIC_ONE_PER_SECOND = ("nominatim.openstreetmap.org",)
 #: Constructor arguments that take the key, in order of preference.
 KEY_PARAMETERS = ("api_key", "apikey", "key", "token", "auth_token")
 #: Constructor arguments never given as options: geofetch owns the timeout, and the
@@ -210,6 +213,9 @@ class GeopyProvider(Provider):
             (*self._secrets, *(value for value in own if isinstance(value, str) and value))))
         self._class_name = type(built).__name__
         self.service = _service_name(type(built))
+        if getattr(built, "domain", None) in PUBLIC_ONE_PER_SECOND:
+            #: the public OpenStreetMap Nominatim allows 1 request per second at most
+            self.max_rate = 1.0
         self._geocoder: Any = built
         self._geocode_kwargs = self._call_kwargs(built.geocode, countries=True)
         self.supports_reverse = callable(getattr(type(built), "reverse", None))
