@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import json
 import pickle
+import sys
 import threading
 import time
 from collections import Counter
@@ -508,3 +509,13 @@ def test_the_public_nominatim_is_asked_once_a_second_at_most():
     with pytest.raises(UsageError, match="per second"):
         geocode_many(["Berlin"], provider=provider, rate=5)
     assert GeopyProvider("nominatim", options={"domain": "127.0.0.1:9"}).max_rate is None
+
+
+def test_without_geopy_the_cli_says_how_to_get_it(cli, monkeypatch):
+    for name in [m for m in list(sys.modules) if m.split(".")[0] == "geopy"]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if it were not installed
+    result = cli(["geocode", "-", "--provider", "geopy:photon"], stdin="place\nBerlin\n")
+    assert result.status == 2 and result.stderr.count("\n") == 1
+    assert "pip install 'geofetch[geopy]'" in result.stderr
+    offline = cli(["geocode", "-"], stdin="place\nBerlin\n")  # the rest works without it
+    assert offline.status == 0 and "Berlin, Germany" in offline.stdout
