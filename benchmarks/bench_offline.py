@@ -1,4 +1,5 @@
-"""How fast is the offline gazetteer? Cold build, warm load, exact and fuzzy lookups.
+"""How fast is the offline gazetteer? Cold build, warm load, exact, fuzzy and address
+lookups.
 
 Run: ``python benchmarks/bench_offline.py [--min-population 15000] [--seconds 2]``
 
@@ -104,6 +105,17 @@ def main() -> None:
     answers = [gazetteer.lookup(q) for q in typos]
     right = sum(1 for p, n in zip(answers, originals, strict=True) if p and p.name == n)
     print(f"  typos resolved to the intended city: {right}/{len(typos)}")
+    # Street addresses around the 300 biggest cities, in shapes of several countries.
+    shapes = ["Hauptstraße 5, 80331 {}", "12 rue de la Paix, 75002 {}",
+              "221B Baker Street, {} NW1 6XE", "1200 Main St, {}, 90210",
+              "Via Roma 10 00184 {}", "1-2-3 Honcho, {} 100-0001"]
+    cities = [n for n in gazetteer.names()[:300] if gazetteer.lookup(n) is not None]
+    addresses = [shapes[i % len(shapes)].format(city) for i, city in enumerate(cities)]
+    print(f"address lookups ({len(addresses)}): "
+          f"{rate(gazetteer.lookup, addresses, args.seconds):,.0f}/s")
+    same = sum(1 for a, c in zip(addresses, cities, strict=True)
+               if gazetteer.lookup(a) == gazetteer.lookup(c))
+    print(f"  addresses resolved to the city their name alone gives: {same}/{len(addresses)}")
     gibberish = ["".join(rng.choice("bcdfghjkmnpqvwxz") for _ in range(9)) for _ in range(200)]
     print(
         f"not-found lookups (gibberish): {rate(gazetteer.lookup, gibberish, args.seconds):,.0f}/s"

@@ -308,7 +308,8 @@ class Gazetteer:
         key = fold(query)
         if not key:
             return _NOT_FOUND
-        codes = self._select(self._codes(key), base, limit)
+        exact = self._codes(key)  # one key's codes are distinct cities already
+        codes = self._select(exact, base, limit) if base else exact[:limit].tolist()
         if codes:
             return _Found(codes, True, 1.0, key, None)
 
