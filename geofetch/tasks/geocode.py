@@ -201,6 +201,7 @@ def iter_geocode(
     base_url: str | None = None,
     executor: str = "thread",
     workers: int | None = None,
+    threads: int = 1,
     rate: float | None = None,
     retries: int = 3,
     timeout: float = 10.0,
@@ -216,8 +217,8 @@ def iter_geocode(
     Options as :func:`geocode_many`; they are checked before the first place is
     read. Closing the iterator early stops the run and releases its workers.
     """
-    options = RunOptions(executor=executor, workers=workers, rate=rate, retries=retries,
-                         timeout=timeout, cache=cache, max_requests=max_requests,
+    options = RunOptions(executor=executor, workers=workers, threads=threads, rate=rate,
+                         retries=retries, timeout=timeout, cache=cache, max_requests=max_requests,
                          max_throttled=max_throttled, max_wait=max_wait, progress=progress)
     job = geocode_job(places, provider=provider, key=key, base_url=base_url, options=options)
     return _iterate(job)
@@ -236,6 +237,7 @@ def geocode_many(
     base_url: str | None = None,
     executor: str = "thread",
     workers: int | None = None,
+    threads: int = 1,
     rate: float | None = None,
     retries: int = 3,
     timeout: float = 10.0,
@@ -250,7 +252,7 @@ def geocode_many(
     * ``provider``: ``"offline"`` (default), ``"google"``, ``"nominatim"``, or a
       :class:`~geofetch.providers.Provider` instance; ``key`` and ``base_url`` go to
       a provider named by string.
-    * ``executor``, ``workers``, ``rate``, ``retries``, ``timeout`` (seconds per
+    * ``executor``, ``workers``, ``threads``, ``rate``, ``retries``, ``timeout`` (seconds per
       request, whole), ``cache``, ``max_requests``, ``max_throttled``, ``max_wait``,
       ``progress``: see
       :class:`~geofetch.options.RunOptions` (``rate=None``: the provider's default,
@@ -260,7 +262,7 @@ def geocode_many(
     (before any request) and :class:`CacheError` for an unusable cache file.
     """
     return list(iter_geocode(places, provider=provider, key=key, base_url=base_url,
-                             executor=executor, workers=workers, rate=rate, retries=retries,
-                             timeout=timeout, cache=cache, max_requests=max_requests,
-                             max_throttled=max_throttled, max_wait=max_wait,
-                             progress=progress))
+                             executor=executor, workers=workers, threads=threads, rate=rate,
+                             retries=retries, timeout=timeout, cache=cache,
+                             max_requests=max_requests, max_throttled=max_throttled,
+                             max_wait=max_wait, progress=progress))
