@@ -12,7 +12,7 @@ One URL, as a worker sees it (each worker has its own :class:`~geofetch.http.HTT
     host slot (≤ per_host in flight per host name) ─► gate (rate, budget, abort)
      ─► GET, body streamed and cut at max_bytes ─► 3xx with Location? next hop
      │
-     ├─ 2xx, whole body ─► ok: title (and ``selected``) parsed with BeautifulSoup
+     ├─ 2xx, whole body ─► ok: title (and ``selected``) parsed (lxml; see .html)
      └─ anything else ──► failed: ``HTTPError: 404 Not Found``, ``TooLarge: ...``
 
 Decisions:
