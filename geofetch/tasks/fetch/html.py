@@ -131,22 +131,21 @@ def _fast_tree(text: str) -> Any | None:
         return None
     if document is None:  # nothing but whitespace
         return None
-    tree: list[str | None] = []
-    add = tree.append
-    for event, element in lxml.etree.iterwalk(document, events=("start", "end")):
-        tag = element.tag
-        if tag.__class__ is str:  # not a comment or processing instruction
-            add(tag if event == "start" else None)
+    # Comments and processing instructions were dropped while parsing: every node
+    # left is an element, and the elements in document order, each with its number of
+    # children, are the tree.
+    tree = [(element.tag, len(element)) for element in document.iter()]
     return document if tree == shape else None
 
 
-def _source_shape(text: str) -> list[str | None] | None:
-    """The source's elements as a walk: each start tag's name, ``None`` for each end
-    (a void element's right after its start), if every element it opens it closes
-    in order, and titles and textareas hold no markup; else None."""
-    walk: list[str | None] = []
-    add = walk.append
+def _source_shape(text: str) -> list[tuple[str, int]] | None:
+    """The source's elements in document order, each with its number of children,
+    if every element it opens it closes in order, and titles and textareas hold no
+    markup; else None."""
+    names: list[str] = []
+    children: list[int] = []
     stack: list[str] = []
+    open_at: list[int] = []  # the index of each open element
     raw: str | None = None  # the element whose content is text up to its end tag
     for match in _TOKEN.finditer(text):
         slash, name, attributes = match.groups()
@@ -154,7 +153,7 @@ def _source_shape(text: str) -> list[str | None] | None:
             if name is not None and slash and name.lower() == raw:
                 raw = None
                 stack.pop()
-                add(None)
+                open_at.pop()
             elif stack[-1] not in _RAW:
                 return None  # markup in a title or textarea: not markup to both parsers
             continue
@@ -167,22 +166,25 @@ def _source_shape(text: str) -> list[str | None] | None:
             if not stack or stack[-1] != name:
                 return None
             stack.pop()
-            add(None)
+            open_at.pop()
             continue
-        add(name)
+        if open_at:
+            children[open_at[-1]] += 1
+        names.append(name)
+        children.append(0)
         if name in _VOID:
-            add(None)
             continue
         if attributes.endswith("/"):
             return None  # <div/>: an empty element to one parser, an open one to the other
         stack.append(name)
+        open_at.append(len(names) - 1)
         if len(stack) > MAX_DEPTH:
             return None
         if name in _RAW or name == "title" or name == "textarea":
             raw = name
     if stack or raw is not None:
         return None
-    return walk
+    return list(zip(names, children, strict=True))
 
 
 def _plain_entities(text: str) -> bool:
@@ -218,7 +220,8 @@ class _PerThread(threading.local):
         # The text is handed over as UTF-8 bytes with the encoding named, so a <meta>
         # charset or an XML declaration in it changes nothing. Plain elements, not
         # lxml.html's: its element classes cost a Python call per element.
-        self.parser = lxml.etree.HTMLParser(encoding="utf-8")
+        self.parser = lxml.etree.HTMLParser(encoding="utf-8", remove_comments=True,
+                                            remove_pis=True)
         # An element's text, its descendants' included, comments left out (XPath
         # string(), as lxml.html's text_content).
         self.text = lxml.etree.XPath("string()", smart_strings=False)
