@@ -486,11 +486,13 @@ def plot_report(report: BenchReport, path: str) -> None:
     axes = figure.add_subplot()
     sizes = sorted({row.workers for row in report.rows})
     styles = {"thread": ("C0", "o"), "process": ("C1", "s"), "serial": ("C2", "^")}
-    for kind in dict.fromkeys(row.executor for row in report.rows):
-        mine = sorted((r for r in report.rows if r.executor == kind), key=lambda r: r.workers)
-        color, marker = styles.get(kind, (None, "o"))
+    for kind, threads in dict.fromkeys((row.executor, row.threads) for row in report.rows):
+        mine = sorted((r for r in report.rows if (r.executor, r.threads) == (kind, threads)),
+                      key=lambda r: r.workers)
+        color, marker = styles.get(kind, (None, "o")) if threads == 1 else (None, "D")
+        label = f"{kind} executor" + (f" × {threads} threads" if threads > 1 else "")
         axes.plot([r.workers for r in mine], [r.rows_per_second for r in mine],
-                  marker=marker, color=color, linewidth=2, label=f"{kind} executor")
+                  marker=marker, color=color, linewidth=2, label=label)
     ideals = [ideal_rate(w, report.latency_seconds, report.rate) for w in sizes]
     if all(i is not None for i in ideals):
         axes.plot(sizes, [float(i or 0) for i in ideals], linestyle="--", color="0.4",
