@@ -56,9 +56,11 @@ MAX_DEPTH = 200
 _VOID = frozenset("area base br col embed hr img input keygen link meta param source track "
                   "wbr".split())
 _RAW = frozenset(("script", "style"))  # both parsers read their content as text
+_TEXT_ONLY = _RAW | {"title", "textarea"}  # content up to the end tag, markup or not
 # What sends a page to the reference before any parsing (see the module docstring).
-_UNSAFE = re.compile(r"<!\[CDATA\[|<(?:template|frameset|plaintext|xmp|noembed|noframes|"
-                     r"iframe)\b|[\x00-\x08\x0b\x0e-\x1f\x7f]", re.IGNORECASE)
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+_UNSAFE_TAGS = frozenset(("template", "frameset", "plaintext", "xmp", "noembed", "noframes",
+                          "iframe"))
 # One token: a comment, a doctype / declaration, a processing instruction, or a tag
 # with its attributes (quoted values may hold ">").
 _TOKEN = re.compile(r"<!--.*?-->|<![^>]*>|<\?[^>]*>|"
@@ -118,8 +120,8 @@ def _read_reference(text: str, select: str | None) -> tuple[str | None, str | No
 
 def _fast_tree(text: str) -> Any | None:
     """lxml's tree of ``text`` if it has the reference's shape, else None."""
-    if _UNSAFE.search(text) or ("&" in text and not _plain_entities(text)):
-        return None
+    if "<![" in text or _CONTROLS.search(text) or ("&" in text and not _plain_entities(text)):
+        return None  # CDATA (or another <![ declaration), control characters, odd entities
     shape = _source_shape(text)
     if shape is None:
         return None
@@ -142,32 +144,30 @@ def _source_shape(text: str) -> list[tuple[str, int]] | None:
     """The source's elements in document order, each with its number of children,
     if every element it opens it closes in order, and titles and textareas hold no
     markup; else None."""
+    if "--!>" in text:
+        return None  # a comment closed as only HTML5 closes it
     names: list[str] = []
     children: list[int] = []
-    stack: list[str] = []
-    open_at: list[int] = []  # the index of each open element
-    raw: str | None = None  # the element whose content is text up to its end tag
-    for match in _TOKEN.finditer(text):
-        slash, name, attributes = match.groups()
-        if raw is not None:
-            if name is not None and slash and name.lower() == raw:
-                raw = None
-                stack.pop()
+    open_at: list[int] = []  # the index of each open element, innermost last
+    raw = ""  # the element whose content is text up to its end tag
+    for slash, name, attributes in _TOKEN.findall(text):  # one C loop, then plain tuples
+        if raw:
+            if slash and name.lower() == raw:
+                raw = ""
                 open_at.pop()
-            elif stack[-1] not in _RAW:
+            elif raw not in _RAW:
                 return None  # markup in a title or textarea: not markup to both parsers
             continue
-        if name is None:  # a comment, doctype or processing instruction
-            if "--!>" in match.group(0):
-                return None
+        if not name:  # a comment, doctype or processing instruction
             continue
         name = name.lower()
         if slash:  # an end tag
-            if not stack or stack[-1] != name:
+            if not open_at or names[open_at[-1]] != name:
                 return None
-            stack.pop()
             open_at.pop()
             continue
+        if name in _UNSAFE_TAGS:
+            return None
         if open_at:
             children[open_at[-1]] += 1
         names.append(name)
@@ -176,13 +176,12 @@ def _source_shape(text: str) -> list[tuple[str, int]] | None:
             continue
         if attributes.endswith("/"):
             return None  # <div/>: an empty element to one parser, an open one to the other
-        stack.append(name)
         open_at.append(len(names) - 1)
-        if len(stack) > MAX_DEPTH:
+        if len(open_at) > MAX_DEPTH:
             return None
-        if name in _RAW or name == "title" or name == "textarea":
+        if name in _TEXT_ONLY:
             raw = name
-    if stack or raw is not None:
+    if open_at or raw:
         return None
     return list(zip(names, children, strict=True))
 
