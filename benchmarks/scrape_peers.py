@@ -14,8 +14,9 @@ Contenders, each in its own process, each run ``--rounds`` times, interleaved:
   threads=64, per_host=None)`` (the best setting measured; ``--geofetch`` picks
   others: ``process:2x64``, ``thread:128``...). Its rows' ``selected`` is the h1
   and ``title`` the title.
-* ``scrapy``: a Spider with ``CONCURRENT_REQUESTS`` 128 (and per domain), title and
-  h1 by Scrapy's selectors (parsel on lxml).
+* ``scrapy``: a Spider with ``CONCURRENT_REQUESTS`` 16, 64 and 128 (and the same per
+  domain), title and h1 by Scrapy's selectors (parsel on lxml); its best is the
+  one compared.
 * ``requests+tpe+bs4``: ``ThreadPoolExecutor(64)`` of ``requests.get``, one
   ``Session`` per thread, BeautifulSoup with ``html.parser``.
 * ``aiohttp+bs4``: 128 requests in flight on one ``ClientSession``,
@@ -338,7 +339,8 @@ def main() -> None:
         contender_main(name, arg, base, args.pages, out)
         return
     plan = [("geofetch", setting) for setting in args.geofetch.split(",")]
-    plan += [("scrapy", "128"), ("requests+tpe+bs4", "64"), ("aiohttp+bs4", "128"),
+    plan += [("scrapy", "16"), ("scrapy", "64"), ("scrapy", "128"), ("requests+tpe+bs4", "64"),
+             ("aiohttp+bs4", "128"),
              ("aiohttp fetch only", "128")]
     if args.only:
         wanted = set(args.only.split(","))
