@@ -13,7 +13,7 @@ import pytest
 from geofetch import exceptions, geocode_many
 from geofetch.exceptions import WorkerStartError
 
-from .fakes import DiesOnOpen, FakeProvider
+from .fakes import CountingProvider, DiesOnOpen, FakeProvider, events
 
 ROOT = str(Path(__file__).resolve().parent.parent)
 
@@ -31,16 +31,21 @@ def test_a_thread_past_its_deadline_fails_its_row_and_the_run_ends():
 
 
 @pytest.mark.timeout(180)
-def test_a_hung_thread_in_a_worker_process_fails_its_row_and_the_run_ends():
-    # The other threads keep answering; once they are done the process is silent
-    # with the hung row, is killed, and the row (run again alone) fails the same way.
+def test_a_hung_thread_in_a_worker_process_fails_its_row_and_the_others_go_on(tmp_path):
+    # Its own process fails the row and replaces the thread: no process is killed,
+    # so no other row is lost and run again.
+    log = str(tmp_path / "events")
     places = ["a", "bb", "hang", "ccc", "dd"] * 2 + [f"p{i}" for i in range(100)]
-    results = geocode_many(places, provider=FakeProvider(delay=0.01), executor="process",
-                           workers=2, threads=4, timeout=0.5, retries=0)
+    results = geocode_many(places, provider=CountingProvider(log, delay=0.01),
+                           executor="process", workers=2, threads=4, timeout=0.5, retries=0)
     assert [r.query for r in results] == places
     failed = [(r.query, r.error) for r in results if r.status != "ok"]
-    assert [query for query, _ in failed] == ["hang", "hang"]
-    assert all(error.startswith("WorkerTimeout: ") for _, error in failed)
+    assert [query for query, _ in failed] == ["hang", "hang"]  # one task, two rows
+    assert all(error.startswith("WorkerTimeout: no result within ") and
+               error.endswith("the worker thread was abandoned") for _, error in failed)
+    opened = [(pid, tid) for event, pid, tid in events(log) if event == "open"]
+    assert len({pid for pid, _ in opened}) == 2  # the same two processes throughout
+    assert len(opened) == 2 * 4 + 1  # and one thread more: the hung one's replacement
 
 
 @pytest.mark.timeout(180)

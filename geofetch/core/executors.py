@@ -94,6 +94,8 @@ _FLUSH_SECONDS = 0.05
 _READY = "ready"
 #: Parent to worker: drop the tasks not started; worker to parent, with their ids.
 _CANCEL = "cancel"
+#: How often (seconds) a threaded worker process looks for a task past its time.
+_WATCH_SECONDS = 0.25
 #: How long :meth:`Executor.stop` waits for busy workers before it returns anyway.
 STOP_GRACE_SECONDS = 0.8
 
@@ -353,7 +355,8 @@ class ThreadExecutor(Executor):
         return sum(thread.is_alive() for thread in self._threads)
 
 
-def _process_main(conn: Any, spec: WorkerSpec, threads: int = 1) -> None:
+def _process_main(conn: Any, spec: WorkerSpec, threads: int = 1,
+                  task_seconds: float | None = None) -> None:
     """A worker process: build the worker once, say it is ready, serve batches of
     tasks, close it; with ``threads`` > 1, see :class:`_ThreadedServer`.
 
@@ -363,7 +366,7 @@ def _process_main(conn: Any, spec: WorkerSpec, threads: int = 1) -> None:
     # Ctrl-C reaches the whole process group; the parent decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if threads > 1:
-        _ThreadedServer(conn, spec, threads).run()
+        _ThreadedServer(conn, spec, threads, task_seconds).run()
         return
     worker, init_error = build(spec)
     try:
@@ -451,22 +454,41 @@ class _ThreadedServer:
     thread sends whatever results have piled up as one message, so a burst of
     answers costs one pipe write, not one per task. The process answers as a whole:
     if it dies, the parent reports every task it held lost, as for one thread.
+
+    A task running past ``task_seconds`` (a call that ignores every timeout) is
+    ``failed`` with ``WorkerTimeout`` by the sender thread, which looks every
+    :data:`_WATCH_SECONDS`; its thread is abandoned (its late answer is dropped, its
+    worker closed when it returns) and a new thread takes its place, so the
+    process's other threads go on. The parent still kills a process that sends
+    nothing at all for ``task_seconds`` (stopped, deadlocked).
     """
 
-    def __init__(self, conn: Any, spec: WorkerSpec, threads: int) -> None:
+    def __init__(self, conn: Any, spec: WorkerSpec, threads: int,
+                 task_seconds: float | None = None) -> None:
         self.conn = conn
         self.spec = spec
         self.threads = threads
+        self.task_seconds = task_seconds
         self.tasks: queue.SimpleQueue[tuple[int, Any] | None] = queue.SimpleQueue()
         self.outbox: queue.SimpleQueue[tuple[str, Any] | None] = queue.SimpleQueue()
         self.ready = threading.Event()
+        self.lock = threading.Lock()
+        # thread ident -> (task id, started): the task each busy thread runs
+        self.running: dict[int, tuple[int, float]] = {}
+        self.abandoned: set[int] = set()
+        self.workers: list[threading.Thread] = []
+        self.watched = 0.0  # when the sender last looked for overdue tasks
+
+    def _start_thread(self) -> None:
+        thread = threading.Thread(target=self._work, daemon=True,
+                                  name=f"geofetch-worker-{len(self.workers)}")
+        self.workers.append(thread)
+        thread.start()
 
     def run(self) -> None:
-        workers = [threading.Thread(target=self._work, daemon=True,
-                                    name=f"geofetch-worker-{n}") for n in range(self.threads)]
+        for _ in range(self.threads):
+            self._start_thread()
         sender = threading.Thread(target=self._send, daemon=True, name="geofetch-sender")
-        for thread in workers:
-            thread.start()
         sender.start()
         self.ready.wait()  # one worker built: the task's module imports in this process
         self.outbox.put(("message", _READY))
@@ -483,6 +505,9 @@ class _ThreadedServer:
         except (EOFError, OSError):
             pass
         self._drop_queued()
+        with self.lock:
+            workers = [t for t in self.workers if t.ident not in self.abandoned]
+            self.task_seconds = None  # no replacement threads from here on
         for _ in workers:
             self.tasks.put(None)
         for thread in workers:
@@ -501,25 +526,58 @@ class _ThreadedServer:
                 dropped.append(task[0])
 
     def _work(self) -> None:
+        me = threading.get_ident()
         worker, init_error = build(self.spec)
         self.ready.set()
         try:
             while (task := self.tasks.get()) is not None:
                 task_id, payload = task
+                if self.task_seconds is not None:
+                    self.running[me] = (task_id, time.monotonic())
                 try:
                     outcome = capture(worker, payload, init_error)
                 except BaseException as exc:  # noqa: BLE001 - an interrupt: the parent's
                     outcome = ("raise", exc)
+                with self.lock:
+                    self.running.pop(me, None)
+                    if me in self.abandoned:
+                        return  # its task was already failed: this answer is too late
                 self.outbox.put(("result", (task_id, outcome)))
         finally:
             close(worker)
+
+    def _overdue(self) -> None:
+        """Fail every task past ``task_seconds``; abandon and replace its thread."""
+        seconds = self.task_seconds
+        now = time.monotonic()
+        if seconds is None or not self.running or now - self.watched < _WATCH_SECONDS:
+            return
+        self.watched = now
+        limit = now - seconds
+        with self.lock:
+            if self.task_seconds is None:
+                return  # stopping: no replacement threads
+            for ident, (task_id, started) in list(self.running.items()):
+                if started < limit:
+                    del self.running[ident]
+                    self.abandoned.add(ident)
+                    error = (f"WorkerTimeout: no result within {seconds:g} s; the worker "
+                             "thread was abandoned")
+                    self.outbox.put(("result", (task_id, ("error", error))))
+                    self._start_thread()
 
     def _send(self) -> None:
         """Send the outbox in order: results in one message per burst, replies as
         they are; stop at ``None``."""
         broken = False
+        watch = None if self.task_seconds is None else _WATCH_SECONDS
         while True:
-            item = self.outbox.get()
+            try:
+                item = self.outbox.get(timeout=watch)
+            except queue.Empty:
+                self._overdue()
+                continue
+            self._overdue()
             items = [item]
             while item is not None:
                 try:
@@ -618,7 +676,10 @@ class ProcessExecutor(Executor):
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
             target=_process_main,
-            args=(child_conn, self._spec, self.threads),
+            # A thread's own timeout fires before the parent's silence rule would
+            # kill the whole process (and every row its other threads hold).
+            args=(child_conn, self._spec, self.threads,
+                  None if self._task_seconds is None else self._task_seconds * 0.8),
             name="geofetch-worker",
             daemon=True,
         )
