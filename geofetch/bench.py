@@ -7,7 +7,11 @@ One sweep, the same for every executor × workers pair::
                                                            │ per-row elapsed
     rows/s, p50/p95/max latency, failures, startup ◄───────┘
     then per executor: speedup over its smallest pool, and
-    efficiency = rows/s ÷ ideal,  ideal = min(rate, workers / latency)
+    efficiency = rows/s ÷ ideal,  ideal = min(rate, workers × threads / latency)
+
+``threads`` (the process executor's ``--threads``) multiplies each process pair
+by the threads in each process: ``process × 2 workers × 64 threads`` is 128
+workers under one rate limit.
 
 Network work goes to a local server (``geofetch serve`` in a child process, so
 the client does not share its GIL) that answers every request ``latency`` seconds
@@ -97,6 +101,7 @@ class Measurement:
     runs: int = 1
     slowest_rows_per_second: float | None = None
     cpu_steal: float | None = None
+    threads: int = 1
 
     @property
     def rows(self) -> int:
@@ -127,6 +132,7 @@ class BenchRow:
     runs: int = 1
     slowest_rows_per_second: float | None = None
     cpu_steal: float | None = None
+    threads: int = 1
 
     def as_dict(self) -> dict[str, Any]:
         """The row as plain values (for csv and json)."""
@@ -172,15 +178,17 @@ def summarize(
     rate: float | None,
 ) -> list[BenchRow]:
     """Report rows, in the order given: speedup over the smallest pool of the same
-    executor, and efficiency = rows/s ÷ :func:`ideal_rate` (``None`` without an ideal)."""
+    executor and threads, and efficiency = rows/s ÷ :func:`ideal_rate` of
+    ``workers × threads`` (``None`` without an ideal)."""
     measured = list(measurements)
-    base: dict[str, float] = {}
+    base: dict[tuple[str, int], float] = {}
     for m in sorted(measured, key=lambda m: m.workers):
-        base.setdefault(m.executor, _rows_per_second(m))
+        base.setdefault((m.executor, m.threads), _rows_per_second(m))
     rows = []
     for m in measured:
         speed = _rows_per_second(m)
-        ideal = ideal_rate(m.workers, latency_seconds, rate)
+        first = base[(m.executor, m.threads)]
+        ideal = ideal_rate(m.workers * m.threads, latency_seconds, rate)
         rows.append(BenchRow(
             executor=m.executor,
             workers=m.workers,
@@ -189,7 +197,7 @@ def summarize(
             rows_per_second=speed,
             ideal=ideal,
             efficiency=speed / ideal if ideal else None,
-            speedup=speed / base[m.executor] if base[m.executor] else math.nan,
+            speedup=speed / first if first else math.nan,
             p50_ms=percentile(m.latencies, 0.50) * 1000,
             p95_ms=percentile(m.latencies, 0.95) * 1000,
             max_ms=max(m.latencies, default=math.nan) * 1000,
@@ -201,6 +209,7 @@ def summarize(
             runs=m.runs,
             slowest_rows_per_second=m.slowest_rows_per_second,
             cpu_steal=m.cpu_steal,
+            threads=m.threads,
         ))
     return rows
 
@@ -283,6 +292,7 @@ def measure(
     *,
     executor: str,
     workers: int,
+    threads: int = 1,
     provider: str = "google",
     rate: float | None = 0,
     base_url: str | None = None,
@@ -299,7 +309,8 @@ def measure(
     if provider != "offline":
         options = {"base_url": base_url, "key": key if provider == "google" else None}
     job = geocode_job(places, provider=provider, **options,
-                      options=RunOptions(executor=executor, workers=workers, rate=rate or 0))
+                      options=RunOptions(executor=executor, workers=workers, threads=threads,
+                                         rate=rate or 0))
     latencies: list[float] = []
     errors: list[str] = []
     first: float | None = None
@@ -312,7 +323,8 @@ def measure(
             errors.append(result.error or "")
     seconds = time.perf_counter() - started
     return Measurement(executor, workers, seconds, tuple(latencies), len(errors),
-                       first or 0.0, job.requests, first_error=errors[0] if errors else None)
+                       first or 0.0, job.requests, first_error=errors[0] if errors else None,
+                       threads=threads)
 
 
 @dataclass
@@ -354,6 +366,7 @@ def run_bench(
     key: str | None = None,
     progress: Callable[[BenchRow], None] | None = None,
     repeat: int = 1,
+    threads: Sequence[int] = (1,),
 ) -> BenchReport:
     """Measure every executor × workers pair, smallest pool first; return the report.
 
@@ -366,11 +379,15 @@ def run_bench(
     ``rate`` requests per second (0 or None: no limit); ``rate`` also bounds the
     client. With ``base_url``, that server is measured and ``latency_seconds``
     (its known latency, or None) only feeds the ideal. ``progress`` sees each
-    row as it is measured (its speedup and efficiency already final).
+    row as it is measured (its speedup and efficiency already final). ``threads``:
+    the threads in each worker process to try, for the process executor (the others
+    run once, with none).
     """
     _check(workers, executors, requests, provider, base_url)
     if repeat < 1:
         raise UsageError(f"repeat must be at least 1, not {repeat}")
+    if not threads or any(t < 1 for t in threads):
+        raise UsageError(f"threads must be at least 1, not {list(threads)}")
     workers = sorted(set(workers))
     executors = list(dict.fromkeys(executors))
     if provider == "offline":
@@ -390,7 +407,9 @@ def run_bench(
             _warm_up_process_start()
         measured: list[Measurement] = []
         rows: list[BenchRow] = []
-        for kind in executors:
+        pairs = [(kind, count) for kind in executors
+                 for count in (sorted(set(threads)) if kind == "process" else [1])]
+        for kind, count in pairs:
             for size in workers:
                 runs: list[Measurement] = []
                 for _ in range(repeat):
@@ -401,8 +420,8 @@ def run_bench(
                     if server is not None:
                         server.reset()
                     before = cpu_times()
-                    m = measure(places, executor=kind, workers=size, provider=provider,
-                                rate=rate, base_url=base_url, key=key)
+                    m = measure(places, executor=kind, workers=size, threads=count,
+                                provider=provider, rate=rate, base_url=base_url, key=key)
                     m = replace(m, cpu_steal=steal_between(before, cpu_times()))
                     if server is not None:
                         m = replace(m, in_flight=server.stats()["max_in_flight"])
@@ -467,11 +486,13 @@ def plot_report(report: BenchReport, path: str) -> None:
     axes = figure.add_subplot()
     sizes = sorted({row.workers for row in report.rows})
     styles = {"thread": ("C0", "o"), "process": ("C1", "s"), "serial": ("C2", "^")}
-    for kind in dict.fromkeys(row.executor for row in report.rows):
-        mine = sorted((r for r in report.rows if r.executor == kind), key=lambda r: r.workers)
-        color, marker = styles.get(kind, (None, "o"))
+    for kind, threads in dict.fromkeys((row.executor, row.threads) for row in report.rows):
+        mine = sorted((r for r in report.rows if (r.executor, r.threads) == (kind, threads)),
+                      key=lambda r: r.workers)
+        color, marker = styles.get(kind, (None, "o")) if threads == 1 else (None, "D")
+        label = f"{kind} executor" + (f" × {threads} threads" if threads > 1 else "")
         axes.plot([r.workers for r in mine], [r.rows_per_second for r in mine],
-                  marker=marker, color=color, linewidth=2, label=f"{kind} executor")
+                  marker=marker, color=color, linewidth=2, label=label)
     ideals = [ideal_rate(w, report.latency_seconds, report.rate) for w in sizes]
     if all(i is not None for i in ideals):
         axes.plot(sizes, [float(i or 0) for i in ideals], linestyle="--", color="0.4",

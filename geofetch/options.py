@@ -34,6 +34,9 @@ class RunOptions:
 
     * ``executor``: ``"thread"`` (default), ``"process"`` or ``"serial"``.
     * ``workers``: pool size, at least 1 (default: 8 threads, or one process per CPU).
+    * ``threads``: threads in each worker process, at least 1 (default 1); more than
+      1 needs ``executor="process"`` (each process then runs that many workers, all
+      under the one rate limit, budget and per-host caps).
     * ``rate``: requests per second for the whole run, every thread and process
       together. ``None`` (default) means the default of the provider or task (google
       50/s, nominatim 1/s, offline and fetch none); ``0`` means no limit.
@@ -53,6 +56,7 @@ class RunOptions:
 
     executor: str = "thread"
     workers: int | None = None
+    threads: int = 1
     rate: float | None = None
     retries: int = 3
     timeout: float = 10.0
@@ -67,6 +71,11 @@ class RunOptions:
             raise UsageError(f"executor must be one of {', '.join(EXECUTORS)}, "
                              f"not {self.executor!r}")
         _check_int("workers", self.workers, minimum=1, optional=True)
+        _check_int("threads", self.threads, minimum=1)
+        if self.threads > 1 and self.executor in ("thread", "serial"):
+            raise UsageError(f"threads={self.threads} runs threads inside worker processes: "
+                             f"it needs executor='process', not {self.executor!r} (for "
+                             "more threads, raise workers)")
         _check_int("retries", self.retries, minimum=0)
         _check_int("max_requests", self.max_requests, minimum=0, optional=True)
         _check_int("max_throttled", self.max_throttled, minimum=1, optional=True)

@@ -36,6 +36,7 @@ def geocode_dataframe(
     fields: bool = False,
     executor: str = "thread",
     workers: int | None = None,
+    threads: int = 1,
     rate: float | None = None,
     retries: int = 3,
     timeout: float = 10.0,
@@ -73,8 +74,8 @@ def geocode_dataframe(
         places = (", ".join(cell for cell in row if cell) for row in cells_of)
     results = iter_geocode(places, provider=provider, key=key, base_url=base_url,
                            countries=countries, language=language,
-                           executor=executor, workers=workers, rate=rate, retries=retries,
-                           timeout=timeout, cache=cache, max_requests=max_requests,
+                           executor=executor, workers=workers, threads=threads, rate=rate,
+                           retries=retries, timeout=timeout, cache=cache, max_requests=max_requests,
                            max_throttled=max_throttled, max_wait=max_wait,
                            progress=progress)
     columns = with_fields(GEOCODE_COLUMNS) if fields else GEOCODE_COLUMNS
@@ -95,6 +96,7 @@ def reverse_dataframe(
     fields: bool = False,
     executor: str = "thread",
     workers: int | None = None,
+    threads: int = 1,
     rate: float | None = None,
     retries: int = 3,
     timeout: float = 10.0,
@@ -121,8 +123,8 @@ def reverse_dataframe(
               for lat, lng in zip(df[lat_column], df[lng_column], strict=True))
     results = iter_reverse(points, provider=provider, key=key, base_url=base_url,
                            countries=countries, language=language, max_distance=max_distance,
-                           executor=executor, workers=workers, rate=rate, retries=retries,
-                           timeout=timeout, cache=cache, max_requests=max_requests,
+                           executor=executor, workers=workers, threads=threads, rate=rate,
+                           retries=retries, timeout=timeout, cache=cache, max_requests=max_requests,
                            max_throttled=max_throttled, max_wait=max_wait,
                            progress=progress)
     columns = with_fields(REVERSE_COLUMNS) if fields else REVERSE_COLUMNS

@@ -44,6 +44,9 @@ class FakeProvider(Provider):
             time.sleep(3600)
         if query == "stop":  # the worker process stops itself, as SIGSTOP from outside
             os.kill(os.getpid(), signal.SIGSTOP)
+            # In a process with other threads the stop can land a moment after kill()
+            # returns: the request is still running when it does, as from outside.
+            time.sleep(1)
         if query == "nothing":
             return Answer(raw={"q": query})
         if query.startswith("whoami"):  # which process answered, after a slow request

@@ -154,6 +154,30 @@ def test_json_sweep_threads_and_processes(cli):
 
 
 @pytest.mark.timeout(180)
+def test_threads_sweep_the_process_executor_only_and_multiply_its_ideal(cli):
+    result = cli(["bench", "--requests", "12", "--latency", "0.01", "--workers", "1,2",
+                  "--executor", "thread,process", "--threads", "1,3", "--format", "json"])
+    assert result.status == 0, result.stderr
+    rows = json.loads(result.stdout)["rows"]
+    assert [(r["executor"], r["workers"], r["threads"]) for r in rows] == [
+        ("thread", 1, 1), ("thread", 2, 1), ("process", 1, 1), ("process", 2, 1),
+        ("process", 1, 3), ("process", 2, 3)]
+    for row in rows:
+        assert row["rows"] == 12 and row["failures"] == 0
+        assert row["ideal"] == pytest.approx(row["workers"] * row["threads"] / 0.01)
+        assert 1 <= row["in_flight"] <= row["workers"] * row["threads"]
+    assert rows[4]["speedup"] == 1.0  # each threads setting is its own baseline
+    assert max(r["in_flight"] for r in rows[4:]) > 2  # threads really ran at once
+    progress = [line for line in result.stderr.splitlines() if " workers" in line]
+    assert "process × 2 workers × 3 threads: 12 rows" in progress[-1]
+    table = cli(["bench", "--requests", "3", "--latency", "0.01", "--workers", "1",
+                 "--executor", "process", "--threads", "2"])
+    assert table.stdout.splitlines()[0].split()[:4] == ["executor", "workers", "threads",
+                                                       "rows/s"]
+    assert cli(["bench", "--threads", "0"]).status == 2
+
+
+@pytest.mark.timeout(180)
 def test_csv_and_table_sweeps_and_plot(cli, tmp_path):
     result = cli([*TINY, "--executor", "thread", "--format", "csv"])
     assert result.status == 0, result.stderr

@@ -20,9 +20,11 @@ def _csv(text):
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("executor", ["serial", "thread", "process"])
-def test_seed_places_csv_every_executor_same_output(cli, executor):
-    result = cli(["geocode", DATA, "--executor", executor, "--workers", "2"])
+@pytest.mark.parametrize(("executor", "threads"), [("serial", 1), ("thread", 1), ("process", 1),
+                                                   ("process", 3)])
+def test_seed_places_csv_every_executor_same_output(cli, executor, threads):
+    result = cli(["geocode", DATA, "--executor", executor, "--workers", "2", "--threads",
+                  str(threads)])
     assert result.status == 0, result.stderr
     rows = _csv(result.stdout)
     assert [r["place"] for r in rows] == SEED
@@ -142,6 +144,10 @@ def test_bad_input_is_one_line_and_exit_2(cli, tmp_path, setup, message):
 def test_usage_errors_exit_2(cli):
     assert cli(["geocode", DATA, "--workers", "0"]).status == 2
     assert cli(["geocode", DATA, "--executor", "fork"]).status == 2
+    assert cli(["geocode", DATA, "--executor", "process", "--threads", "0"]).status == 2
+    threads = cli(["geocode", DATA, "--threads", "4"])  # the thread executor: no processes
+    assert threads.status == 2 and threads.stdout == ""
+    assert threads.stderr.count("\n") == 1 and "needs executor='process'" in threads.stderr
     assert cli(["geocode", DATA, "--provider", "nope"]).status == 2
     offline_url = cli(["geocode", DATA, "--base-url", "http://127.0.0.1:9"])
     assert offline_url.status == 2

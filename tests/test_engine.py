@@ -23,10 +23,14 @@ MIXED = ["Berlin", "boom", "", "  ", "exit", "nothing", "Osaka", "x" * 1001,
          "Berlin", "Zadar"] * 3
 
 
+#: The process executor alone (one thread per process) and as processes × threads.
+THREADS = [1, 4]
+
+
 @contextlib.contextmanager
-def running(kind, spec, workers=2):
+def running(kind, spec, workers=2, threads=1):
     """An executor started with ``spec`` and always stopped."""
-    executor = make_executor(kind, workers)
+    executor = make_executor(kind, workers, threads=threads)
     executor.start(spec)
     try:
         yield executor
@@ -40,12 +44,14 @@ def _summary(results):
 
 @pytest.mark.timeout(120)
 def test_every_executor_gives_identical_ordered_output():
+    pools = [("serial", 1), ("thread", 1), ("process", 1), ("process", 4)]
     outputs = {
-        kind: _summary(geocode_many(MIXED, provider=FakeProvider(), executor=kind, workers=3))
-        for kind in ("serial", "thread", "process")
+        (kind, threads): _summary(geocode_many(MIXED, provider=FakeProvider(), executor=kind,
+                                               workers=3, threads=threads))
+        for kind, threads in pools
     }
-    assert outputs["serial"] == outputs["thread"] == outputs["process"]
-    rows = outputs["serial"]
+    assert len({tuple(rows) for rows in outputs.values()}) == 1
+    rows = outputs[("serial", 1)]
     assert [r[0] for r in rows] == MIXED
     statuses = dict((q, (s, e)) for q, s, *_, e in rows)
     assert statuses["Berlin"] == ("ok", None)
@@ -62,10 +68,14 @@ def test_every_executor_gives_identical_ordered_output():
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("threads", THREADS)
 @pytest.mark.parametrize("killer", ["die", "sigkill"])
-def test_dead_worker_process_is_retried_once_then_failed(killer):
+def test_dead_worker_process_is_retried_once_then_failed(killer, threads):
+    # With threads, a death loses every row its process held: each is run again alone,
+    # so the killer ends failed and the rest finish.
     queries = ["a", "bb", killer, "ccc", "dd", "e", "ff"] * 2
-    results = geocode_many(queries, provider=FakeProvider(), executor="process", workers=2)
+    results = geocode_many(queries, provider=FakeProvider(delay=0.01), executor="process",
+                           workers=2, threads=threads)
     assert [r.query for r in results] == queries
     for r in results:
         if r.query == killer:
@@ -77,9 +87,10 @@ def test_dead_worker_process_is_retried_once_then_failed(killer):
 
 
 @pytest.mark.timeout(120)
-def test_unpicklable_result_is_captured_in_its_row():
+@pytest.mark.parametrize("threads", THREADS)
+def test_unpicklable_result_is_captured_in_its_row(threads):
     results = geocode_many(["a", "unpicklable", "b"], provider=FakeProvider(),
-                           executor="process", workers=1)
+                           executor="process", workers=1, threads=threads)
     assert [r.status for r in results] == ["ok", "failed", "ok"]
     assert results[1].error.startswith("UnpicklableResult: ")
 
@@ -93,10 +104,11 @@ def _factory():
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("kind", ["serial", "thread", "process"])
-def test_identical_keys_in_flight_are_run_once(kind):
+@pytest.mark.parametrize(("kind", "threads"), [("serial", 1), ("thread", 1), ("process", 1),
+                                               ("process", 4)])
+def test_identical_keys_in_flight_are_run_once(kind, threads):
     items = [i % 5 for i in range(200)]
-    with running(kind, _factory) as executor:
+    with running(kind, _factory, threads=threads) as executor:
         run = Run(items, executor,
                   plan=lambda i: Plan(key=i, payload=i), finish=lambda i, v: (i, v),
                   fail=lambda i, e: (i, e), window=1000)
@@ -106,8 +118,9 @@ def test_identical_keys_in_flight_are_run_once(kind):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("kind", ["serial", "thread", "process"])
-def test_input_is_read_only_a_window_ahead(kind):
+@pytest.mark.parametrize(("kind", "threads"), [("serial", 1), ("thread", 1), ("process", 1),
+                                               ("process", 4)])
+def test_input_is_read_only_a_window_ahead(kind, threads):
     pulled = 0
     consumed = 0
     max_lag = 0
@@ -118,7 +131,7 @@ def test_input_is_read_only_a_window_ahead(kind):
             pulled += 1
             yield i
 
-    with running(kind, _factory) as executor:
+    with running(kind, _factory, threads=threads) as executor:
         run = Run(items(), executor,
                   plan=lambda i: Plan(payload=i), finish=lambda i, v: v,
                   fail=lambda i, e: e, window=64)
@@ -149,10 +162,10 @@ def test_stop_finishes_the_rest_with_stopped_results():
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("kind", ["thread", "process"])
-def test_interrupt_yields_a_finished_prefix_then_raises(kind):
+@pytest.mark.parametrize(("kind", "threads"), [("thread", 1), ("process", 1), ("process", 4)])
+def test_interrupt_yields_a_finished_prefix_then_raises(kind, threads):
     seen = []
-    with pytest.raises(KeyboardInterrupt), running(kind, _factory) as executor:
+    with pytest.raises(KeyboardInterrupt), running(kind, _factory, threads=threads) as executor:
         run = Run(range(100_000), executor,
                   plan=lambda i: Plan(payload=i), finish=lambda i, v: v,
                   fail=lambda i, e: e)
@@ -182,11 +195,18 @@ def test_bad_executor_options_are_usage_errors():
         geocode_many(["a"], provider=FakeProvider(), executor="fork")
     with pytest.raises(UsageError, match="workers must be .* at least 1, not 0"):
         geocode_many(["a"], provider=FakeProvider(), workers=0)
+    with pytest.raises(UsageError, match="threads must be .* at least 1, not 0"):
+        geocode_many(["a"], provider=FakeProvider(), executor="process", threads=0)
+    for kind in ("thread", "serial"):  # threads inside processes need processes
+        with pytest.raises(UsageError, match=f"threads=4 .* needs executor='process', "
+                                             f"not '{kind}'"):
+            geocode_many(["a"], provider=FakeProvider(), executor=kind, threads=4)
 
 
 @pytest.mark.timeout(60)
-def test_process_workers_are_gone_after_stop():
-    executor = ProcessExecutor(2)
+@pytest.mark.parametrize("threads", THREADS)
+def test_process_workers_are_gone_after_stop(threads):
+    executor = ProcessExecutor(2, threads=threads)
     executor.start(_factory)
     pids = executor.pids()
     assert len(pids) == 2

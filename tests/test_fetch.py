@@ -107,12 +107,13 @@ def _table(site: LocalSite, refused: int) -> list[tuple[str, dict]]:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("executor", ["thread", "process"])
-def test_every_column_of_every_row(site, executor):
+@pytest.mark.parametrize(("executor", "threads"), [("thread", 1), ("process", 1),
+                                                   ("process", 4)])
+def test_every_column_of_every_row(site, executor, threads):
     refused = _refused_port()
     table = _table(site, refused)
-    results = fetch_many([url for url, _ in table], executor=executor, workers=4, timeout=1,
-                         retries=2, max_bytes=2000)
+    results = fetch_many([url for url, _ in table], executor=executor, workers=4,
+                         threads=threads, timeout=1, retries=2, max_bytes=2000)
     assert [r.url for r in results] == [url for url, _ in table]
     for result, (url, expected) in zip(results, table, strict=True):
         for name, value in expected.items():
@@ -203,9 +204,12 @@ def _two_host_urls(site: LocalSite, per_host_count: int) -> list[str]:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("executor", ["thread", "process"])
-def test_per_host_cap_holds_across_workers(site, executor):
-    results = fetch_many(_two_host_urls(site, 12), executor=executor, workers=8, per_host=2)
+@pytest.mark.parametrize(("executor", "workers", "threads"), [("thread", 8, 1),
+                                                              ("process", 8, 1),
+                                                              ("process", 2, 4)])
+def test_per_host_cap_holds_across_workers(site, executor, workers, threads):
+    results = fetch_many(_two_host_urls(site, 12), executor=executor, workers=workers,
+                         threads=threads, per_host=2)
     assert [r.status for r in results] == ["ok"] * 24
     in_flight = site.stats()["max_in_flight"]
     assert set(in_flight) == {"127.0.0.1", "localhost"}

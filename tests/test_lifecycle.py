@@ -30,6 +30,8 @@ from .fakes import CountingProvider, FakeProvider, events
 ROOT = str(Path(__file__).resolve().parent.parent)
 KEY = "AIzaSyTEST-lifecycle-key-0001"
 EXECUTORS = ("serial", "thread", "process")
+#: Each executor, and the process executor with threads in each process too.
+POOLS = [("serial", 1), ("thread", 1), ("process", 1), ("process", 4)]
 
 
 def _python(code: str, *args: str, timeout: float = 120, env: dict[str, str] | None = None,
@@ -43,12 +45,14 @@ def _python(code: str, *args: str, timeout: float = 120, env: dict[str, str] | N
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("executor", EXECUTORS)
-def test_keyboard_interrupt_in_a_task_is_raised_not_written_as_a_row(executor, tmp_path):
+@pytest.mark.parametrize(("executor", "threads"), POOLS)
+def test_keyboard_interrupt_in_a_task_is_raised_not_written_as_a_row(executor, threads,
+                                                                     tmp_path):
     log = str(tmp_path / "events")
     with pytest.raises(KeyboardInterrupt):
         geocode_many(["a", "bb", "interrupt", "ccc"] + ["dd"] * 20,
-                     provider=CountingProvider(log), executor=executor, workers=2)
+                     provider=CountingProvider(log), executor=executor, workers=2,
+                     threads=threads)
     # and the workers that were built were closed on the way out
     for _ in range(100):
         opened = [e for e in events(log) if e[0] == "open"]
@@ -77,17 +81,19 @@ def test_a_slow_generator_builds_one_provider_and_closes_it(tmp_path):
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("executor", EXECUTORS)
-def test_each_worker_builds_its_provider_once_and_closes_it(executor, tmp_path):
+@pytest.mark.parametrize(("executor", "threads"), POOLS)
+def test_each_worker_builds_its_provider_once_and_closes_it(executor, threads, tmp_path):
     log = str(tmp_path / "events")
     places = [f"place {i}" for i in range(300)]
     results = geocode_many(places, provider=CountingProvider(log, delay=0.001),
-                           executor=executor, workers=3)
+                           executor=executor, workers=3, threads=threads)
     assert [r.query for r in results] == places
     seen = events(log)
     opened = [(pid, tid) for event, pid, tid in seen if event == "open"]
     closed = [(pid, tid) for event, pid, tid in seen if event == "close"]
-    assert 1 <= len(opened) <= (1 if executor == "serial" else 3)
+    assert 1 <= len(opened) <= (1 if executor == "serial" else 3 * threads)
+    if threads > 1:  # every thread of every process built its own
+        assert len(opened) == 3 * threads and len({pid for pid, _ in opened}) == 3
     assert sorted(closed) == sorted(opened)  # each worker closed exactly its own
     assert len(set(opened)) == len(opened)  # none built twice
 
@@ -115,8 +121,9 @@ def test_a_google_run_leaves_no_unclosed_socket_under_dev_mode():
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("executor", ["thread", "process"])
-def test_closing_a_run_with_slow_requests_in_flight_returns_and_exits_at_once(executor):
+@pytest.mark.parametrize(("executor", "threads"), POOLS[1:])
+def test_closing_a_run_with_slow_requests_in_flight_returns_and_exits_at_once(executor,
+                                                                              threads):
     # Requests that would take 25 s (their timeout; the server answers after 30 s) are
     # in flight when the run is closed: close() must return within a second, and the
     # interpreter must exit without waiting for them.
@@ -129,7 +136,7 @@ def test_closing_a_run_with_slow_requests_in_flight_returns_and_exits_at_once(ex
                 places = [""] + [f"Berlin {{i}}" for i in range(8)]
                 results = iter_geocode(places, provider="google", key={KEY!r},
                                        base_url={url!r}, workers=4, rate=0, timeout=25,
-                                       executor={executor!r})
+                                       executor={executor!r}, threads={threads})
                 assert next(results).status == "invalid"
                 time.sleep(1.0)  # the slow requests are now in flight
                 before = time.monotonic()

@@ -29,14 +29,15 @@ def server():
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("executor", ["thread", "process"])
+@pytest.mark.parametrize(("executor", "threads"), [("thread", 1), ("process", 1),
+                                                   ("process", 4)])
 @pytest.mark.parametrize("rate", [5, 20, 100])
-def test_one_rate_limit_for_every_worker(server, executor, rate):
+def test_one_rate_limit_for_every_worker(server, executor, threads, rate):
     n = rate * 3 + 1  # three seconds of requests at the limit
     places = bench_names(n)
     results = geocode_many(places, provider="google", key=KEY, base_url=server.url,
                            executor=executor, workers=8 if executor == "thread" else 4,
-                           rate=rate, cache=None)
+                           threads=threads, rate=rate, cache=None)
     assert [r.query for r in results] == places
     assert all(r.status in ("ok", "not_found") for r in results)
     arrivals = server.stats()["arrivals"]
@@ -49,16 +50,19 @@ def test_one_rate_limit_for_every_worker(server, executor, rate):
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("executor", ["thread", "process"])
-def test_budget_caps_requests_even_in_a_retry_storm(cli, monkeypatch, tmp_path, executor):
+@pytest.mark.parametrize(("executor", "threads"), [("thread", 1), ("process", 1),
+                                                   ("process", 4)])
+def test_budget_caps_requests_even_in_a_retry_storm(cli, monkeypatch, tmp_path, executor,
+                                                    threads):
     monkeypatch.setenv("GOOGLE_MAPS_API_KEY", KEY)
     srv = LocalServer(latency=0.0, fail_rate=1.0, seed=1)
     places = tmp_path / "places.txt"
     places.write_text("".join(f"town {i}\n" for i in range(40)), encoding="utf-8")
     with srv as url:
         result = cli(["geocode", places, "--provider", "google", "--base-url", url,
-                      "--executor", executor, "--workers", "4", "--rate", "0",
-                      "--retries", "3", "--max-requests", "15", "--no-cache"])
+                      "--executor", executor, "--workers", "4", "--threads", str(threads),
+                      "--rate", "0", "--retries", "3", "--max-requests", "15",
+                      "--no-cache"])
         total = srv.stats()["total"]
     assert total == 15
     assert result.status == 3
@@ -71,22 +75,24 @@ def test_budget_caps_requests_even_in_a_retry_storm(cli, monkeypatch, tmp_path, 
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("executor", ["thread", "process"])
-def test_denied_key_aborts_the_run_with_exit_3(cli, monkeypatch, tmp_path, executor):
+@pytest.mark.parametrize(("executor", "threads"), [("thread", 1), ("process", 1),
+                                                   ("process", 4)])
+def test_denied_key_aborts_the_run_with_exit_3(cli, monkeypatch, tmp_path, executor, threads):
     monkeypatch.setenv("GOOGLE_MAPS_API_KEY", "AIzaSyWRONG-key-for-test")
     srv = LocalServer(latency=0.0, key=KEY)
     places = tmp_path / "places.txt"
     places.write_text("".join(f"Berlin {i}\n" for i in range(30)), encoding="utf-8")
     with srv as url:
         result = cli(["geocode", places, "--provider", "google", "--base-url", url,
-                      "--executor", executor, "--workers", "2", "--rate", "0", "--no-cache"])
+                      "--executor", executor, "--workers", "2", "--threads", str(threads),
+                      "--rate", "0", "--no-cache"])
         total = srv.stats()["total"]
     assert result.status == 3
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert len(rows) == 30
     assert {r["status"] for r in rows} == {"failed"}
     assert all(r["error"].startswith("RequestDenied: ") for r in rows)
-    assert total <= 4  # the workers stop asking once one of them is refused
+    assert total <= 4 * threads  # the workers stop asking once one of them is refused
     assert "AIzaSyWRONG" not in result.stdout + result.stderr
 
 

@@ -53,9 +53,11 @@ def _wait_for(condition, timeout: float = 60.0) -> None:
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("executor", ["thread", "process"])
+@pytest.mark.parametrize(("executor", "threads"), [("thread", "1"), ("process", "1"),
+                                                   ("process", "4")])
 @pytest.mark.parametrize(("signum", "expected"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_signal_flushes_rows_in_order_and_leaves_no_worker(tmp_path, executor, signum, expected):
+def test_signal_flushes_rows_in_order_and_leaves_no_worker(tmp_path, executor, threads, signum,
+                                                           expected):
     places = [f"Berlin {i}" for i in range(400)]
     source = tmp_path / "places.txt"
     source.write_text("\n".join(places) + "\n", encoding="utf-8")
@@ -66,7 +68,8 @@ def test_signal_flushes_rows_in_order_and_leaves_no_worker(tmp_path, executor, s
         proc = subprocess.Popen(
             [sys.executable, "-m", "geofetch", "geocode", str(source), "-o", str(out),
              "--provider", "google", "--base-url", url, "--executor", executor,
-             "--workers", "4", "--rate", "0", "--no-cache", "--no-progress"],
+             "--workers", "4", "--threads", threads, "--rate", "0", "--no-cache",
+             "--no-progress"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
         )
         try:
@@ -93,8 +96,9 @@ def test_signal_flushes_rows_in_order_and_leaves_no_worker(tmp_path, executor, s
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("executor", ["thread", "process"])
-def test_ctrl_c_waits_for_the_requests_running_not_the_queued_ones(tmp_path, executor):
+@pytest.mark.parametrize(("executor", "threads"), [("thread", 1), ("process", 1),
+                                                   ("process", 2)])
+def test_ctrl_c_waits_for_the_requests_running_not_the_queued_ones(tmp_path, executor, threads):
     # Before: after Ctrl-C, workers kept starting queued rows for the whole 2 s grace.
     source = tmp_path / "places.txt"
     source.write_text("".join(f"Berlin {i}\n" for i in range(400)), encoding="utf-8")
@@ -104,8 +108,8 @@ def test_ctrl_c_waits_for_the_requests_running_not_the_queued_ones(tmp_path, exe
         proc = subprocess.Popen(
             [sys.executable, "-m", "geofetch", "geocode", str(source), "-o",
              str(tmp_path / "out.csv"), "--provider", "google", "--base-url", url,
-             "--executor", executor, "--workers", "4", "--rate", "0", "--no-cache",
-             "--no-progress"],
+             "--executor", executor, "--workers", str(4 // threads), "--threads",
+             str(threads), "--rate", "0", "--no-cache", "--no-progress"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         try:
             _wait_for(lambda: server.stats()["total"] >= 8)

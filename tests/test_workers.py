@@ -13,7 +13,7 @@ import pytest
 from geofetch import exceptions, geocode_many
 from geofetch.exceptions import WorkerStartError
 
-from .fakes import DiesOnOpen, FakeProvider
+from .fakes import CountingProvider, DiesOnOpen, FakeProvider, events
 
 ROOT = str(Path(__file__).resolve().parent.parent)
 
@@ -31,11 +31,30 @@ def test_a_thread_past_its_deadline_fails_its_row_and_the_run_ends():
 
 
 @pytest.mark.timeout(180)
-def test_a_stopped_worker_process_is_killed_and_replaced_and_every_row_comes_back():
+def test_a_hung_thread_in_a_worker_process_fails_its_row_and_the_others_go_on(tmp_path):
+    # Its own process fails the row and replaces the thread: no process is killed,
+    # so no other row is lost and run again.
+    log = str(tmp_path / "events")
+    places = ["a", "bb", "hang", "ccc", "dd"] * 2 + [f"p{i}" for i in range(100)]
+    results = geocode_many(places, provider=CountingProvider(log, delay=0.01),
+                           executor="process", workers=2, threads=4, timeout=0.5, retries=0)
+    assert [r.query for r in results] == places
+    failed = [(r.query, r.error) for r in results if r.status != "ok"]
+    assert [query for query, _ in failed] == ["hang", "hang"]  # one task, two rows
+    assert all(error.startswith("WorkerTimeout: no result within ") and
+               error.endswith("the worker thread was abandoned") for _, error in failed)
+    opened = [(pid, tid) for event, pid, tid in events(log) if event == "open"]
+    assert len({pid for pid, _ in opened}) == 2  # the same two processes throughout
+    assert len(opened) == 2 * 4 + 1  # and one thread more: the hung one's replacement
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("threads", [1, 4])
+def test_a_stopped_worker_process_is_killed_and_replaced_and_every_row_comes_back(threads):
     places = [f"p{i}" for i in range(60)]
     places[17] = "stop"  # its process SIGSTOPs itself, as `kill -STOP` would
     results = geocode_many(places, provider=FakeProvider(delay=0.01), executor="process",
-                           workers=4, timeout=0.5, retries=0)
+                           workers=4, threads=threads, timeout=0.5, retries=0)
     assert [r.query for r in results] == places
     failed = [(r.query, r.error) for r in results if r.status != "ok"]
     assert [query for query, _ in failed] == ["stop"]
@@ -43,9 +62,11 @@ def test_a_stopped_worker_process_is_killed_and_replaced_and_every_row_comes_bac
 
 
 @pytest.mark.timeout(180)
-def test_workers_killed_as_they_start_fail_every_row_without_the_main_hint():
+@pytest.mark.parametrize("threads", [1, 4])
+def test_workers_killed_as_they_start_fail_every_row_without_the_main_hint(threads):
     places = [f"p{i}" for i in range(200)]
-    results = geocode_many(places, provider=DiesOnOpen(), executor="process", workers=2)
+    results = geocode_many(places, provider=DiesOnOpen(), executor="process", workers=2,
+                           threads=threads)
     assert [r.query for r in results] == places
     assert {r.status for r in results} == {"failed"}
     assert {r.error.split(":")[0] for r in results} == {"WorkerDied"}
@@ -69,10 +90,12 @@ def test_a_script_without_a_main_guard_is_told_so(tmp_path):
 
 
 @pytest.mark.timeout(120)
-def test_slow_rows_are_spread_over_every_worker_process():
+@pytest.mark.parametrize("threads", [1, 4])
+def test_slow_rows_are_spread_over_every_worker_process(threads):
     # Before: 40 slow rows on 8 workers went 10 to each of the first 4, the rest idle.
     places = [f"whoami {i}" for i in range(16)]
-    results = geocode_many(places, provider=FakeProvider(), executor="process", workers=8)
+    results = geocode_many(places, provider=FakeProvider(), executor="process", workers=8,
+                           threads=threads)
     assert [r.query for r in results] == places
     assert len({r.formatted_address for r in results}) == 8
 

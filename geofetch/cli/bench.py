@@ -80,6 +80,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--executor", type=_list_of(_executor, "executor"),
                         default=["thread", "process"], metavar="KIND,...",
                         help="executors to try: thread, process, serial (default: thread,process)")
+    parser.add_argument("--threads", type=_list_of(positive_int, "thread count"),
+                        default=[1], metavar="N,N,...",
+                        help="threads in each worker process to try, for the process "
+                             "executor (default: 1)")
     parser.add_argument("--requests", type=positive_int, default=200, metavar="N",
                         help="distinct places geocoded per pair (default 200)")
     parser.add_argument("--latency", type=non_negative_float, metavar="SECONDS",
@@ -122,7 +126,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     report = run_bench(workers=args.workers, executors=args.executor, requests=args.requests,
                        latency_seconds=latency, rate=args.rate, provider=args.provider,
                        base_url=args.base_url, key=key, progress=progress,
-                       repeat=args.repeat)
+                       repeat=args.repeat, threads=args.threads)
     write_report(report, args.format, env.stdout)
     for line in notes(report):
         env.stderr.write(f"bench: {line}\n")
@@ -140,8 +144,9 @@ def run(args: argparse.Namespace, env: Environment) -> int:
 def progress_line(row: BenchRow) -> str:
     """``bench: thread × 4 workers: 200 rows in 2.61 s, 76.6 rows/s (95.8% of ideal)``."""
     ideal = f" ({row.efficiency:.1%} of ideal)" if row.efficiency is not None else ""
+    threads = f" × {row.threads} threads" if row.threads > 1 else ""
     failed = f", {row.failures} failed (first: {row.first_error})" if row.failures else ""
-    return (f"bench: {row.executor} × {row.workers} workers: {row.rows} rows in "
+    return (f"bench: {row.executor} × {row.workers} workers{threads}: {row.rows} rows in "
             f"{row.seconds:.2f} s, {row.rows_per_second:.1f} rows/s{ideal}, "
             f"p50 {row.p50_ms:.1f} ms{failed}")
 
@@ -163,13 +168,17 @@ def write_report(report: BenchReport, fmt: str, stream: IO[str]) -> None:
 
 
 def format_table(report: BenchReport) -> str:
-    """An aligned text table, one line per pair, ``n/a`` where a value has no meaning."""
-    cells = [[header for header, _, _ in _COLUMNS]]
+    """An aligned text table, one line per pair, ``n/a`` where a value has no meaning;
+    a ``threads`` column after ``workers`` when a row ran more than one."""
+    columns = _COLUMNS
+    if any(row.threads > 1 for row in report.rows):
+        columns = (*_COLUMNS[:2], ("threads", "threads", str), *_COLUMNS[2:])
+    cells = [[header for header, _, _ in columns]]
     for row in report.rows:
         values = row.as_dict()
         cells.append(["n/a" if _missing(values[name]) else show(values[name])
-                      for _, name, show in _COLUMNS])
-    widths = [max(len(line[i]) for line in cells) for i in range(len(_COLUMNS))]
+                      for _, name, show in columns])
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     lines = []
     for line in cells:
         first = line[0].ljust(widths[0])

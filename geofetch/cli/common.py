@@ -52,6 +52,8 @@ def add_run_options(parser: argparse.ArgumentParser, *, what: str) -> None:
                         help="thread (default), process or serial")
     parser.add_argument("--workers", type=positive_int, metavar="N",
                         help="pool size (default: 8 threads, or one process per CPU)")
+    parser.add_argument("--threads", type=positive_int, default=1, metavar="N",
+                        help="threads in each worker process (--executor process; default 1)")
     parser.add_argument("--rate", type=non_negative_float, metavar="PER_SECOND",
                         help="requests per second for the whole run (0: no limit)")
     parser.add_argument("--format", choices=FORMATS,
@@ -158,8 +160,8 @@ def geopy_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_options(args: argparse.Namespace, cache: Any = None) -> RunOptions:
     """The run's options from the flags (the progress bar is the CLI's own)."""
-    return RunOptions(executor=args.executor, workers=args.workers, rate=args.rate,
-                      retries=args.retries, timeout=args.timeout, cache=cache,
+    return RunOptions(executor=args.executor, workers=args.workers, threads=args.threads,
+                      rate=args.rate, retries=args.retries, timeout=args.timeout, cache=cache,
                       max_requests=args.max_requests, max_throttled=args.max_throttled,
                       max_wait=args.max_wait)
 

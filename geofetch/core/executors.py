@@ -34,7 +34,10 @@ idle can leave Pool's shared queue lock held. Here each worker owns its pipe, th
 parent knows which tasks it holds, and ``connection.wait`` on the process
 sentinels sees a death at once: the running task is reported ``lost`` (the engine
 retries it once), the tasks queued behind it go back in line, and a new worker
-takes its place. Workers are started from a ``forkserver`` context (``spawn`` where
+takes its place. With ``threads`` > 1 (``--threads``) each worker process runs that
+many worker threads on its batches and answers for them as one: a death loses every
+task the process held, each of which is run again alone (see :class:`_ThreadedServer`).
+Workers are started from a ``forkserver`` context (``spawn`` where
 that is missing; forking a parent that already runs threads is unsafe), taken with
 ``multiprocessing.get_context``: no global ``multiprocessing`` setting of the host
 application (start method, forkserver preload) is changed.
@@ -91,6 +94,8 @@ _FLUSH_SECONDS = 0.05
 _READY = "ready"
 #: Parent to worker: drop the tasks not started; worker to parent, with their ids.
 _CANCEL = "cancel"
+#: How often (seconds) a threaded worker process looks for a task past its time.
+_WATCH_SECONDS = 0.25
 #: How long :meth:`Executor.stop` waits for busy workers before it returns anyway.
 STOP_GRACE_SECONDS = 0.8
 
@@ -350,15 +355,19 @@ class ThreadExecutor(Executor):
         return sum(thread.is_alive() for thread in self._threads)
 
 
-def _process_main(conn: Any, spec: WorkerSpec) -> None:
+def _process_main(conn: Any, spec: WorkerSpec, threads: int = 1,
+                  task_seconds: float | None = None) -> None:
     """A worker process: build the worker once, say it is ready, serve batches of
-    tasks, close it.
+    tasks, close it; with ``threads`` > 1, see :class:`_ThreadedServer`.
 
     Results go back one message per batch (or every ``_FLUSH_SECONDS`` within a slow
     batch): one message per task would make the parent's pipe reads the bottleneck.
     """
     # Ctrl-C reaches the whole process group; the parent decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if threads > 1:
+        _ThreadedServer(conn, spec, threads, task_seconds).run()
+        return
     worker, init_error = build(spec)
     try:
         conn.send(_READY)
@@ -430,6 +439,171 @@ def _send_results(conn: Any, results: Completed) -> bool:
         return False
 
 
+class _ThreadedServer:
+    """One worker process running ``threads`` worker threads (``--threads``).
+
+    ::
+
+        parent ─ pipe ─► main thread: recv ─► task queue ─► N threads, one worker each
+        parent ◄─ pipe ─ sender thread ◄── outbox (results, replies) ◄──┘
+
+    The main thread only reads the pipe: batches go to the task queue, ``_CANCEL``
+    drops the tasks no thread has taken (and says which), ``None`` (or a closed
+    pipe) stops: queued tasks are dropped, running ones finish, each thread closes
+    its worker. Each thread builds its worker once, when it starts. The sender
+    thread sends whatever results have piled up as one message, so a burst of
+    answers costs one pipe write, not one per task. The process answers as a whole:
+    if it dies, the parent reports every task it held lost, as for one thread.
+
+    A task running past ``task_seconds`` (a call that ignores every timeout) is
+    ``failed`` with ``WorkerTimeout`` by the sender thread, which looks every
+    :data:`_WATCH_SECONDS`; its thread is abandoned (its late answer is dropped, its
+    worker closed when it returns) and a new thread takes its place, so the
+    process's other threads go on. The parent still kills a process that sends
+    nothing at all for ``task_seconds`` (stopped, deadlocked).
+    """
+
+    def __init__(self, conn: Any, spec: WorkerSpec, threads: int,
+                 task_seconds: float | None = None) -> None:
+        self.conn = conn
+        self.spec = spec
+        self.threads = threads
+        self.task_seconds = task_seconds
+        self.tasks: queue.SimpleQueue[tuple[int, Any] | None] = queue.SimpleQueue()
+        self.outbox: queue.SimpleQueue[tuple[str, Any] | None] = queue.SimpleQueue()
+        self.ready = threading.Event()
+        self.lock = threading.Lock()
+        # thread ident -> (task id, started): the task each busy thread runs
+        self.running: dict[int, tuple[int, float]] = {}
+        self.abandoned: set[int] = set()
+        self.workers: list[threading.Thread] = []
+        self.watched = 0.0  # when the sender last looked for overdue tasks
+
+    def _start_thread(self) -> None:
+        thread = threading.Thread(target=self._work, daemon=True,
+                                  name=f"geofetch-worker-{len(self.workers)}")
+        self.workers.append(thread)
+        thread.start()
+
+    def run(self) -> None:
+        for _ in range(self.threads):
+            self._start_thread()
+        sender = threading.Thread(target=self._send, daemon=True, name="geofetch-sender")
+        sender.start()
+        self.ready.wait()  # one worker built: the task's module imports in this process
+        self.outbox.put(("message", _READY))
+        try:
+            while True:
+                message = self.conn.recv()
+                if message is None:
+                    break
+                if message == _CANCEL:
+                    self.outbox.put(("message", (_CANCEL, self._drop_queued())))
+                else:
+                    for task in message:
+                        self.tasks.put(task)
+        except (EOFError, OSError):
+            pass
+        self._drop_queued()
+        with self.lock:
+            workers = [t for t in self.workers if t.ident not in self.abandoned]
+            self.task_seconds = None  # no replacement threads from here on
+        for _ in workers:
+            self.tasks.put(None)
+        for thread in workers:
+            thread.join()
+        self.outbox.put(None)
+        sender.join()
+
+    def _drop_queued(self) -> list[int]:
+        dropped: list[int] = []
+        while True:
+            try:
+                task = self.tasks.get_nowait()
+            except queue.Empty:
+                return dropped
+            if task is not None:
+                dropped.append(task[0])
+
+    def _work(self) -> None:
+        me = threading.get_ident()
+        worker, init_error = build(self.spec)
+        self.ready.set()
+        try:
+            while (task := self.tasks.get()) is not None:
+                task_id, payload = task
+                if self.task_seconds is not None:
+                    self.running[me] = (task_id, time.monotonic())
+                try:
+                    outcome = capture(worker, payload, init_error)
+                except BaseException as exc:  # noqa: BLE001 - an interrupt: the parent's
+                    outcome = ("raise", exc)
+                with self.lock:
+                    self.running.pop(me, None)
+                    if me in self.abandoned:
+                        return  # its task was already failed: this answer is too late
+                self.outbox.put(("result", (task_id, outcome)))
+        finally:
+            close(worker)
+
+    def _overdue(self) -> None:
+        """Fail every task past ``task_seconds``; abandon and replace its thread."""
+        seconds = self.task_seconds
+        now = time.monotonic()
+        if seconds is None or not self.running or now - self.watched < _WATCH_SECONDS:
+            return
+        self.watched = now
+        limit = now - seconds
+        with self.lock:
+            if self.task_seconds is None:
+                return  # stopping: no replacement threads
+            for ident, (task_id, started) in list(self.running.items()):
+                if started < limit:
+                    del self.running[ident]
+                    self.abandoned.add(ident)
+                    error = (f"WorkerTimeout: no result within {seconds:g} s; the worker "
+                             "thread was abandoned")
+                    self.outbox.put(("result", (task_id, ("error", error))))
+                    self._start_thread()
+
+    def _send(self) -> None:
+        """Send the outbox in order: results in one message per burst, replies as
+        they are; stop at ``None``."""
+        broken = False
+        watch = None if self.task_seconds is None else _WATCH_SECONDS
+        while True:
+            try:
+                item = self.outbox.get(timeout=watch)
+            except queue.Empty:
+                self._overdue()
+                continue
+            self._overdue()
+            items = [item]
+            while item is not None:
+                try:
+                    item = self.outbox.get_nowait()
+                except queue.Empty:
+                    break
+                items.append(item)
+            results: Completed = []
+            for entry in items:
+                if entry is not None and entry[0] == "result":
+                    results.append(entry[1])
+                    continue
+                if results and not broken:
+                    broken = not _send_results(self.conn, results)
+                results = []
+                if entry is None:
+                    return
+                if not broken:
+                    try:
+                        self.conn.send(entry[1])
+                    except (EOFError, OSError):
+                        broken = True
+            if results and not broken:
+                broken = not _send_results(self.conn, results)
+
+
 class _Worker:
     def __init__(self, process: Any, conn: Any) -> None:
         self.process = process
@@ -444,7 +618,8 @@ class _Worker:
 
 
 class ProcessExecutor(Executor):
-    """Worker processes fed through one pipe each, healed when one dies or hangs.
+    """Worker processes fed through one pipe each, healed when one dies or hangs;
+    ``threads`` worker threads in each (default 1).
 
     A worker that holds tasks and sends nothing for ``task_seconds`` (stopped,
     deadlocked, stuck in a call that ignores timeouts) is killed and replaced; its
@@ -465,15 +640,17 @@ class ProcessExecutor(Executor):
         self,
         workers: int,
         *,
+        threads: int = 1,
         start_method: str | None = None,
         prefetch: int = 2,
         batch: int = 16,
     ) -> None:
         self.workers = workers
+        self.threads = threads
         self._spec: WorkerSpec | None = None
         self._ctx: Any = multiprocessing.get_context(start_method or default_start_method())
         self._prefetch = prefetch
-        self._batch = batch
+        self._batch = max(batch, threads)  # a batch keeps every thread of a process busy
         self._pending: deque[tuple[int, Any]] = deque()
         self._suspects: deque[tuple[int, Any]] = deque()
         self._pool: list[_Worker] = []
@@ -499,7 +676,10 @@ class ProcessExecutor(Executor):
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
             target=_process_main,
-            args=(child_conn, self._spec),
+            # A thread's own timeout fires before the parent's silence rule would
+            # kill the whole process (and every row its other threads hold).
+            args=(child_conn, self._spec, self.threads,
+                  None if self._task_seconds is None else self._task_seconds * 0.8),
             name="geofetch-worker",
             daemon=True,
         )
@@ -721,8 +901,9 @@ def default_start_method() -> str:
     return "forkserver" if "forkserver" in methods else "spawn"
 
 
-def make_executor(kind: str, workers: int | None = None) -> Executor:
-    """A new executor called ``kind`` with ``workers`` workers (its default if None);
+def make_executor(kind: str, workers: int | None = None, *, threads: int = 1) -> Executor:
+    """A new executor called ``kind`` with ``workers`` workers (its default if None)
+    and, for ``process``, ``threads`` threads in each worker process;
     :meth:`Executor.start` it with a worker spec before submitting."""
     if kind not in EXECUTORS:
         raise UsageError(f"unknown executor {kind!r}; choose one of: {', '.join(EXECUTORS)}")
@@ -730,8 +911,11 @@ def make_executor(kind: str, workers: int | None = None) -> Executor:
         workers = default_workers(kind)
     if workers < 1:
         raise UsageError(f"workers must be at least 1, not {workers}")
+    if threads < 1 or (threads > 1 and kind != "process"):
+        raise UsageError(f"threads={threads}: threads inside worker processes need "
+                         f"executor='process' and at least 1, not {kind!r}")
     if kind == "serial":
         return SerialExecutor()
     if kind == "thread":
         return ThreadExecutor(workers)
-    return ProcessExecutor(workers)
+    return ProcessExecutor(workers, threads=threads)

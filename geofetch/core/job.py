@@ -158,7 +158,8 @@ class Job(Generic[R]):
             self.work.open()
             stack.callback(self.work.close)
             stack.enter_context(self._progress_bar())
-            executor = make_executor(self.options.executor, self.options.workers)
+            executor = make_executor(self.options.executor, self.options.workers,
+                                     threads=self.options.threads)
             self.executor = executor
             executor.start(self.work.worker_spec(self.gate, self.policy, self.options.timeout),
                            task_seconds=self.task_seconds(executor.capacity))

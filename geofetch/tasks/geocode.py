@@ -238,6 +238,7 @@ def iter_geocode(
     language: str | None = None,
     executor: str = "thread",
     workers: int | None = None,
+    threads: int = 1,
     rate: float | None = None,
     retries: int = 3,
     timeout: float = 10.0,
@@ -253,8 +254,8 @@ def iter_geocode(
     Options as :func:`geocode_many`; they are checked before the first place is
     read. Closing the iterator early stops the run and releases its workers.
     """
-    options = RunOptions(executor=executor, workers=workers, rate=rate, retries=retries,
-                         timeout=timeout, cache=cache, max_requests=max_requests,
+    options = RunOptions(executor=executor, workers=workers, threads=threads, rate=rate,
+                         retries=retries, timeout=timeout, cache=cache, max_requests=max_requests,
                          max_throttled=max_throttled, max_wait=max_wait, progress=progress)
     job = geocode_job(places, provider=provider, key=key, base_url=base_url,
                       countries=countries, language=language, options=options)
@@ -276,6 +277,7 @@ def geocode_many(
     language: str | None = None,
     executor: str = "thread",
     workers: int | None = None,
+    threads: int = 1,
     rate: float | None = None,
     retries: int = 3,
     timeout: float = 10.0,
@@ -292,7 +294,7 @@ def geocode_many(
       ``countries`` (ISO 3166-1 alpha-2 codes, ``"DE,AT"`` or a list: answers only
       there) and ``language`` (a language tag such as ``"de"``; google and nominatim)
       go to a provider named by string.
-    * ``executor``, ``workers``, ``rate``, ``retries``, ``timeout`` (seconds per
+    * ``executor``, ``workers``, ``threads``, ``rate``, ``retries``, ``timeout`` (seconds per
       request, whole), ``cache``, ``max_requests``, ``max_throttled``, ``max_wait``,
       ``progress``: see
       :class:`~geofetch.options.RunOptions` (``rate=None``: the provider's default,
@@ -303,7 +305,7 @@ def geocode_many(
     """
     return list(iter_geocode(places, provider=provider, key=key, base_url=base_url,
                              countries=countries, language=language, executor=executor,
-                             workers=workers, rate=rate, retries=retries,
+                             workers=workers, threads=threads, rate=rate, retries=retries,
                              timeout=timeout, cache=cache, max_requests=max_requests,
                              max_throttled=max_throttled, max_wait=max_wait,
                              progress=progress))

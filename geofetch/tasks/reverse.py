@@ -256,6 +256,7 @@ def iter_reverse(
     max_distance: float | None = None,
     executor: str = "thread",
     workers: int | None = None,
+    threads: int = 1,
     rate: float | None = None,
     retries: int = 3,
     timeout: float = 10.0,
@@ -267,8 +268,8 @@ def iter_reverse(
 ) -> Iterator[ReverseResult]:
     """Reverse geocode ``points`` lazily: one :class:`ReverseResult` per point, in
     input order, in bounded memory. Options as :func:`reverse_many`."""
-    options = RunOptions(executor=executor, workers=workers, rate=rate, retries=retries,
-                         timeout=timeout, cache=cache, max_requests=max_requests,
+    options = RunOptions(executor=executor, workers=workers, threads=threads, rate=rate,
+                         retries=retries, timeout=timeout, cache=cache, max_requests=max_requests,
                          max_throttled=max_throttled, max_wait=max_wait, progress=progress)
     job = reverse_job(points, provider=provider, key=key, base_url=base_url,
                       countries=countries, language=language, max_distance=max_distance,
@@ -292,6 +293,7 @@ def reverse_many(
     max_distance: float | None = None,
     executor: str = "thread",
     workers: int | None = None,
+    threads: int = 1,
     rate: float | None = None,
     retries: int = 3,
     timeout: float = 10.0,
@@ -318,6 +320,7 @@ def reverse_many(
     return list(iter_reverse(points, provider=provider, key=key, base_url=base_url,
                              countries=countries, language=language,
                              max_distance=max_distance, executor=executor, workers=workers,
+                             threads=threads,
                              rate=rate, retries=retries, timeout=timeout, cache=cache,
                              max_requests=max_requests, max_throttled=max_throttled,
                              max_wait=max_wait, progress=progress))

@@ -12,7 +12,7 @@ One URL, as a worker sees it (each worker has its own :class:`~geofetch.http.HTT
     host slot (≤ per_host in flight per host name) ─► gate (rate, budget, abort)
      ─► GET, body streamed and cut at max_bytes ─► 3xx with Location? next hop
      │
-     ├─ 2xx, whole body ─► ok: title (and ``selected``) parsed with BeautifulSoup
+     ├─ 2xx, whole body ─► ok: title (and ``selected``) parsed (lxml; see .html)
      └─ anything else ──► failed: ``HTTPError: 404 Not Found``, ``TooLarge: ...``
 
 Decisions:
@@ -222,6 +222,7 @@ def iter_fetch(
     user_agent: str | None = None,
     executor: str = "thread",
     workers: int | None = None,
+    threads: int = 1,
     rate: float | None = None,
     retries: int = 3,
     timeout: float = 10.0,
@@ -238,8 +239,8 @@ def iter_fetch(
     """
     fetch = fetch_options(select=select, per_host=per_host, max_bytes=max_bytes,
                           ignore_robots=ignore_robots, user_agent=user_agent)
-    options = RunOptions(executor=executor, workers=workers, rate=rate, retries=retries,
-                         timeout=timeout, cache=cache, max_requests=max_requests,
+    options = RunOptions(executor=executor, workers=workers, threads=threads, rate=rate,
+                         retries=retries, timeout=timeout, cache=cache, max_requests=max_requests,
                          max_throttled=max_throttled, max_wait=max_wait, progress=progress)
     return _iterate(fetch_job(urls, fetch=fetch, options=options))
 
@@ -259,6 +260,7 @@ def fetch_many(
     user_agent: str | None = None,
     executor: str = "thread",
     workers: int | None = None,
+    threads: int = 1,
     rate: float | None = None,
     retries: int = 3,
     timeout: float = 10.0,
@@ -275,7 +277,7 @@ def fetch_many(
       ``max_bytes``: the body cap on decoded bytes (a bigger page is ``failed``,
       ``TooLarge``); ``ignore_robots`` skips robots.txt; ``user_agent`` replaces
       geofetch's own.
-    * ``executor``, ``workers``, ``rate`` (``None``: no limit for fetch, as ``0``),
+    * ``executor``, ``workers``, ``threads``, ``rate`` (``None``: no limit for fetch, as ``0``),
       ``retries`` (429, 5xx, timeouts, lost connections), ``timeout`` (seconds per
       request, whole: connect, headers and body), ``max_requests`` (robots.txt
       included), ``max_throttled``, ``max_wait``, ``progress``: see
@@ -286,7 +288,7 @@ def fetch_many(
     """
     return list(iter_fetch(urls, select=select, per_host=per_host, max_bytes=max_bytes,
                            ignore_robots=ignore_robots, user_agent=user_agent,
-                           executor=executor, workers=workers, rate=rate, retries=retries,
-                           timeout=timeout, cache=cache, max_requests=max_requests,
+                           executor=executor, workers=workers, threads=threads, rate=rate,
+                           retries=retries, timeout=timeout, cache=cache, max_requests=max_requests,
                            max_throttled=max_throttled, max_wait=max_wait,
                            progress=progress))
