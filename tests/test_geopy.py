@@ -50,6 +50,8 @@ class FakeGeocoder(ThreadingHTTPServer):
         self.gazetteer = Gazetteer.load()
         self.seen: list[tuple[str, dict[str, str]]] = []
         self.counts: Counter[str] = Counter()
+        self.trickled: list[tuple[int, int]] = []
+        self.trickle_done = threading.Event()
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
 
@@ -84,6 +86,8 @@ class _Handler(BaseHTTPRequestHandler):
         with server.lock:
             server.seen.append((url.path, query))
         text = query.get("q") or query.get("text") or ""
+        if text.startswith("trickle:"):
+            return self._trickle()
         if text.startswith("slow:"):
             time.sleep(3)
             text = text[5:]
@@ -121,6 +125,28 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, [_nominatim(place, label)] if place else [])
         return self._send(200, _nominatim(place, label) if place
                           else {"error": "Unable to geocode"})
+
+    def _trickle(self) -> None:
+        """An answer whose every byte comes in time for a per-read timeout, 0.1 s
+        apart, 400 of them; records how many were sent before the client hung up."""
+        body = json.dumps({"features": [], "padding": "x" * 400}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.flush()
+        sent = 0
+        try:
+            for byte in body:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                sent += 1
+                time.sleep(0.1)
+        except OSError:
+            pass
+        finally:
+            self.server.trickled.append((sent, len(body)))
+            self.server.trickle_done.set()
 
     def _send(self, status: int, document: object, headers: list | None = None) -> None:
         body = json.dumps(document).encode()
@@ -259,6 +285,39 @@ def test_each_geopy_error_maps_to_geofetch(server):
     with pytest.raises(Timeout):
         provider.geocode("slow:Berlin", timeout=0.5)
     provider.close()
+
+
+@pytest.mark.parametrize("make", [
+    photon,
+    lambda server: GeopyProvider(Photon(domain=server.domain, scheme="http")),
+    lambda server: GeopyProvider(functools.partial(Photon, domain=server.domain,
+                                                   scheme="http")),
+], ids=["class", "instance", "factory"])
+def test_timeout_bounds_the_whole_request_not_each_read(server, make):
+    """geopy's own adapters apply the timeout to each read: an answer trickling a byte
+    every 0.1 s held a row for 40 s under --timeout 1. geofetch's adapter bounds the
+    request as a whole, for a class, an instance and a factory alike."""
+    provider = make(server)
+    provider.open()
+    try:
+        with pytest.raises(Timeout) as caught:
+            provider.geocode("trickle:Berlin", timeout=1)
+    finally:
+        provider.close()
+    assert "within 1 s" in str(caught.value)
+    assert server.trickle_done.wait(30)
+    sent, length = server.trickled[0]
+    assert sent < length  # the client hung up before the answer was complete
+
+
+def test_geopy_requests_go_through_geofetchs_http_layer(server):
+    from geofetch.providers.geopy_adapter import GeofetchAdapter
+
+    for provider in (photon(server), GeopyProvider(Photon(domain=server.domain, scheme="http"))):
+        provider.open()
+        assert isinstance(provider._geocoder.adapter, GeofetchAdapter)
+        assert provider.geocode("Berlin", timeout=5).found
+        provider.close()
 
 
 def test_transient_errors_are_retried_by_the_engine(server):

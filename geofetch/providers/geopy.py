@@ -10,9 +10,12 @@ one under geofetch's engine, which keeps what geopy leaves to its caller:
   thread-safe nor meant to be pickled);
 * **the gate, not geopy's RateLimiter**: geofetch's one rate limit spans threads and
   processes; geopy's ``RateLimiter`` spaces the calls of one process only;
-* **retries**: each call is one request (the adapter geofetch gives a class or name
-  never retries by itself; an instance or factory keeps its own adapter, and
-  geopy's default ``RequestsAdapter`` retries twice unseen); geopy's exceptions map
+* **one HTTP layer**: each geocoder's requests go through geofetch's own HTTP client
+  (:class:`~geofetch.providers.geopy_adapter.GeofetchAdapter`, geopy's public
+  adapter API), whatever adapter the class, instance or factory had: one request
+  per call (geopy's ``RequestsAdapter`` would re-send twice, unseen by the rate
+  limit and the budget), and ``timeout`` bounds the request as a whole;
+* **retries**: the engine's; geopy's exceptions map
   to geofetch's (:meth:`GeopyProvider.error_for`), so the engine retries the
   transient ones with backoff and ``Retry-After``, and a refused key stops the run
   (exit 3);
@@ -22,9 +25,10 @@ one under geofetch's engine, which keeps what geopy leaves to its caller:
   as the class's key argument (``api_key``, ``apikey``, ``key``, ``token``) and
   masked in every error and log line.
 
-``timeout`` (seconds) is passed to each geopy call; geopy's adapters apply it per
-socket operation (connect, each read), not to the request as a whole as geofetch's
-own providers do.
+``timeout`` (seconds) is passed to each geopy call and bounds the whole request
+(connecting, headers and body), as for geofetch's own providers; geopy's own
+adapters would apply it to each socket operation, so a server trickling its answer
+could hold a row for ever.
 
 ::
 
@@ -209,8 +213,12 @@ class GeopyProvider(Provider):
         built = self._build()  # bad options fail here, before any row
         # an instance or factory may carry its own key: mask it too
         own = (getattr(built, name, None) for name in KEY_PARAMETERS)
+        known = self._secrets
         self._secrets = tuple(dict.fromkeys(
             (*self._secrets, *(value for value in own if isinstance(value, str) and value))))
+        if self._secrets != known:  # its adapter must mask that key too
+            built.adapter.close()
+            built = self._build()
         self._class_name = type(built).__name__
         self.service = _service_name(type(built))
         if getattr(built, "domain", None) in PUBLIC_ONE_PER_SECOND:
@@ -271,7 +279,9 @@ class GeopyProvider(Provider):
             kwargs["scheme"] = parts.scheme
             kwargs["domain"] = (parts.netloc + parts.path).rstrip("/")
         if "adapter_factory" in accepted:
-            kwargs["adapter_factory"] = _one_request_adapter()
+            from .geopy_adapter import adapter_factory
+
+            kwargs["adapter_factory"] = adapter_factory(self._secrets)
         if "user_agent" in accepted and "user_agent" not in kwargs:
             from ..http import DEFAULT_USER_AGENT  # geopy's default agent is refused by OSM
 
@@ -322,8 +332,13 @@ class GeopyProvider(Provider):
             if isinstance(adapter, geopy.adapters.BaseAsyncAdapter):
                 raise UsageError("a geopy geocoder with an async adapter cannot run here: "
                                  "geofetch's workers call it synchronously")
-            geocoder.adapter = _one_request_adapter()(proxies=geocoder.proxies,
-                                                      ssl_context=geocoder.ssl_context)
+            from .geopy_adapter import adapter_factory
+
+            try:
+                geocoder.adapter = adapter_factory(self.secrets())(
+                    proxies=geocoder.proxies, ssl_context=geocoder.ssl_context)
+            except geopy.exc.ConfigurationError as exc:
+                raise UsageError(f"geopy: {exc}") from None
         return geocoder
 
     # -- the provider ---------------------------------------------------------------
@@ -353,10 +368,9 @@ class GeopyProvider(Provider):
     def close(self) -> None:
         """Drop this worker's geocoder."""
         geocoder, self._geocoder = self._geocoder, None
-        adapter = getattr(geocoder, "adapter", None)
-        session = getattr(adapter, "session", None)
-        if session is not None and callable(getattr(session, "close", None)):
-            session.close()
+        close = getattr(getattr(geocoder, "adapter", None), "close", None)
+        if callable(close):  # geofetch's adapter: its kept-alive connections
+            close()
 
     def geocode(self, query: str, *, timeout: float) -> Answer:
         """One call of the geocoder's ``geocode``: its first match, or not found."""
@@ -470,17 +484,6 @@ class GeopyProvider(Provider):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.service!r})"
-
-
-def _one_request_adapter() -> Callable[..., Any]:
-    """geopy's adapter making one request per call: ``RequestsAdapter`` retries twice
-    by itself (urllib3's ``Retry``, which also sleeps out a 429's ``Retry-After``),
-    unseen by the gate and the budget; ``max_retries=0`` leaves retries to geofetch.
-    ``URLLibAdapter`` (no requests installed) never retries."""
-    adapters = _geopy().adapters
-    if adapters.RequestsAdapter.is_available:
-        return functools.partial(adapters.RequestsAdapter, max_retries=0)
-    return adapters.URLLibAdapter  # type: ignore[no-any-return]
 
 
 def _is_secret(name: str) -> bool:
