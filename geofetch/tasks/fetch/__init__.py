@@ -74,8 +74,8 @@ from dataclasses import replace
 from typing import Any
 
 from ...cache import CacheEntry
+from ...core.gate import Gate
 from ...core.job import Job
-from ...core.ratelimit import RequestGate
 from ...core.retry import RetryPolicy
 from ...exceptions import UsageError
 from ...http import DEFAULT_USER_AGENT
@@ -143,7 +143,7 @@ class FetchWork:
     def for_query(self, result: FetchResult, query: str) -> FetchResult:
         return result if result.url == query else replace(result, url=query)
 
-    def worker_spec(self, gate: RequestGate | None, policy: RetryPolicy,
+    def worker_spec(self, gate: Gate | None, policy: RetryPolicy,
                     timeout: float) -> Callable[[], FetchWorker]:
         return functools.partial(FetchWorker, self.options, self.directory(), gate, policy,
                                  timeout)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from ...core.ratelimit import RequestGate
+from ...core.gate import Gate
 from ...core.retry import Attempted, RetryPolicy, call_with_retries
 from ...exceptions import (
     ContentDecodingError,
@@ -77,7 +77,7 @@ class _Page:
 class FetchWorker:
     """One worker's task function: fetch one URL, never raise."""
 
-    def __init__(self, options: FetchOptions, directory: str, gate: RequestGate | None,
+    def __init__(self, options: FetchOptions, directory: str, gate: Gate | None,
                  policy: RetryPolicy, timeout: float) -> None:
         self.options = options
         self.gate = gate
