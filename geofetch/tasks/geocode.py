@@ -11,10 +11,10 @@ from dataclasses import replace
 from typing import Any
 
 from ..cache import CacheEntry
+from ..core.gate import Gate
 from ..core.job import Job
-from ..core.ratelimit import RequestGate
 from ..core.retry import RetryPolicy, call_with_retries
-from ..exceptions import InvalidAnswer, InvalidQuery, describe
+from ..exceptions import InvalidAnswer, InvalidQuery, UsageError, describe
 from ..models import FAILED, INVALID, MAX_QUERY_LENGTH, NOT_FOUND, OK, GeocodeResult, Rejected
 from ..normalize import normalize_query
 from ..options import Progress, RunOptions
@@ -29,7 +29,7 @@ class GeocodeWorker:
     keeps it until :meth:`close`.
     """
 
-    def __init__(self, provider: Provider, gate: RequestGate | None, policy: RetryPolicy,
+    def __init__(self, provider: Provider, gate: Gate | None, policy: RetryPolicy,
                  timeout: float) -> None:
         self.provider = copy.copy(provider)
         self.provider.open()
@@ -167,7 +167,7 @@ class GeocodeWork:
     def for_query(self, result: GeocodeResult, query: str) -> GeocodeResult:
         return result if result.query == query else replace(result, query=query)
 
-    def worker_spec(self, gate: RequestGate | None, policy: RetryPolicy,
+    def worker_spec(self, gate: Gate | None, policy: RetryPolicy,
                     timeout: float) -> Callable[[], GeocodeWorker]:
         return functools.partial(GeocodeWorker, self.provider, gate, policy, timeout)
 
@@ -190,6 +190,10 @@ def geocode_job(
     provider or option before anything starts.
     """
     instance = get_provider(provider, key=key, base_url=base_url)
+    if options is not None and options.executor == "dask" and getattr(instance, "public", False):
+        raise UsageError("the public Nominatim server (nominatim.openstreetmap.org) may not "
+                         "be asked by a distributed client (its usage policy): use "
+                         "--executor thread, or your own Nominatim with --base-url")
     return Job(places, GeocodeWork(instance), options, window=window, keep_raw=keep_raw)
 
 

@@ -1,0 +1,369 @@
+"""Issue 14: the dask executor and the gate shared through Redis, with a real
+``redis-server`` and real ``distributed.LocalCluster`` worker processes on loopback.
+Counts and order only: what the server saw, what the output holds."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+pytest.importorskip("redis")
+
+from geofetch import RunOptions  # noqa: E402
+from geofetch.core.redis_gate import RedisGate  # noqa: E402
+from geofetch.exceptions import UsageError  # noqa: E402
+from geofetch.tasks.geocode import geocode_job  # noqa: E402
+from geofetch.testing.redis import RedisServer  # noqa: E402
+from geofetch.testing.servers import Reply, ScriptedServer  # noqa: E402
+
+from .rowtools import run_geofetch  # noqa: E402
+
+EMPTY = Reply.json([])
+
+
+def _start_or_skip(server):
+    try:
+        server.start()
+    except UsageError as exc:  # no redis-server here (.ci/run installs it)
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def redis_url():
+    server = RedisServer()
+    _start_or_skip(server)
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """2 worker processes x 8 threads on 127.0.0.1, no dashboard, shared by tests."""
+    import logging
+
+    import dask
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            distributed.LocalCluster(n_workers=2, threads_per_worker=8, processes=True,
+                                  host="127.0.0.1", dashboard_address=None,
+                                  silence_logs=logging.CRITICAL) as local, \
+            distributed.Client(local, set_as_default=False) as client:
+        yield client
+
+
+def _places(tmp_path, count, name="places.txt"):
+    path = tmp_path / name
+    path.write_text("".join(f"Place {i}\n" for i in range(count)), encoding="utf-8")
+    return path
+
+
+def _rows(stdout):
+    return list(csv.reader(io.StringIO(stdout)))[1:]
+
+
+def _most_in_one_second(times):
+    times = sorted(times)
+    best, j = 0, 0
+    for i, t in enumerate(times):
+        while times[j] <= t - 1.0:
+            j += 1
+        best = max(best, i - j + 1)
+    return best
+
+
+def _geocode(url, places, **options):
+    opts = RunOptions(**options)
+    with geocode_job(places, provider="nominatim", base_url=url, options=opts) as job:
+        results = list(job)
+    return job, results
+
+
+@pytest.mark.timeout(180)
+def test_rows_come_back_in_input_order_each_once_under_dask(tmp_path, cli):
+    with ScriptedServer(EMPTY) as server:
+        result = cli(["geocode", _places(tmp_path, 300), "--provider", "nominatim",
+                      "--base-url", server.url, "--executor", "dask", "--workers", "2",
+                      "--threads", "4", "--chunk", "7", "--rate", "0", "--no-cache"])
+        asked = sorted(request.target for request in server.requests)
+    assert result.status == 0, result.stderr
+    rows = _rows(result.stdout)
+    assert [row[0] for row in rows] == [f"Place {i}" for i in range(300)]
+    assert {row[-2] for row in rows} == {"not_found"}
+    assert len(asked) == 300 and len(set(asked)) == 300  # each row asked once
+
+
+@pytest.mark.timeout(180)
+def test_rate_across_two_dask_processes_of_eight_threads(redis_url, cluster):
+    # 2 processes x 8 threads, --rate 20 on the Redis gate: no 1 s window over 21 at
+    # the server, and the long run reaches at least 95% of 20/s.
+    count = 160
+    with ScriptedServer(Reply.json([], delay=0.05)) as server:
+        job, results = _geocode(server.url, [f"Place {i}" for i in range(count)],
+                                executor="dask", client=cluster, rate=20, gate=redis_url,
+                                cache=None)
+        seen = [request.at for request in server.requests]
+    assert [r.query for r in results] == [f"Place {i}" for i in range(count)]
+    assert [r.status for r in results] == ["not_found"] * count
+    assert len(seen) == count
+    assert _most_in_one_second(seen) <= 21
+    achieved = (count - 1) / (max(seen) - min(seen))
+    assert achieved >= 0.95 * 20, achieved
+
+
+@pytest.mark.timeout(180)
+def test_two_runs_with_one_gate_name_stay_within_the_limit_together(redis_url, tmp_path):
+    seen_by_run = {}
+    with ScriptedServer(EMPTY) as server:
+
+        def run(label):
+            job, results = _geocode(server.url, [f"{label} {i}" for i in range(60)],
+                                    executor="thread", workers=4, rate=10, gate=redis_url,
+                                    gate_name="shared-key-1", cache=None)
+            seen_by_run[label] = [r.status for r in results]
+
+        threads = [threading.Thread(target=run, args=(label,)) for label in ("A", "B")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        seen = [request.at for request in server.requests]
+    assert seen_by_run == {"A": ["not_found"] * 60, "B": ["not_found"] * 60}
+    assert len(seen) == 120
+    assert _most_in_one_second(seen) <= 11  # one limit of 10/s for both runs
+
+
+@pytest.mark.timeout(180)
+def test_the_budget_holds_across_dask_workers(redis_url, cluster):
+    with ScriptedServer(EMPTY) as server:
+        job, results = _geocode(server.url, [f"Place {i}" for i in range(200)],
+                                executor="dask", client=cluster, rate=0, gate=redis_url,
+                                max_requests=37, cache=None, retries=0)
+        asked = len(server.requests)
+    assert asked == 37
+    assert len(results) == 200
+    assert [r.query for r in results] == [f"Place {i}" for i in range(200)]
+    assert sum(r.status == "not_found" for r in results) == 37
+    failed = [r.error for r in results if r.status == "failed"]
+    assert len(failed) == 163 and all(e.startswith("BudgetExhausted: ") for e in failed)
+    assert job.requests == 37
+
+
+@pytest.mark.timeout(180)
+def test_a_retry_after_pauses_every_dask_worker(redis_url, cluster):
+    first = Reply(status=429, headers=[("Retry-After", "2")])
+    with ScriptedServer(first, EMPTY) as server:
+        job, results = _geocode(server.url, [f"Place {i}" for i in range(40)],
+                                executor="dask", client=cluster, rate=50, gate=redis_url,
+                                cache=None)
+        seen = [request.at for request in server.requests]
+    assert [r.status for r in results] == ["not_found"] * 40
+    assert len(seen) == 41
+    # requests already on the wire when the 429 came back may land sooner; none after
+    # them, from any worker of either process, before the Retry-After ran out
+    sooner = [at for at in seen[1:] if at < seen[0] + 1.95]
+    assert len(sooner) <= 2
+    assert all(at - seen[0] >= 1.95 for at in seen[1 + len(sooner):])
+
+
+@pytest.mark.timeout(240)
+def test_a_dask_worker_killed_mid_run_loses_no_row(redis_url, cluster):
+    pids = list(cluster.run(os.getpid).values())
+    count = 300
+
+    with ScriptedServer(Reply.json([], delay=0.05)) as server:
+
+        def kill_after_some_requests():
+            while len(server.requests) < 40:
+                time.sleep(0.01)
+            os.kill(pids[0], signal.SIGKILL)  # a dask worker process this test started
+
+        killer = threading.Thread(target=kill_after_some_requests, daemon=True)
+        killer.start()
+        job, results = _geocode(server.url, [f"Place {i}" for i in range(count)],
+                                executor="dask", client=cluster, rate=0, gate=redis_url,
+                                cache=None, chunk=5)
+        killer.join(5)
+    assert not killer.is_alive()
+    assert [r.query for r in results] == [f"Place {i}" for i in range(count)]
+    assert [r.status for r in results] == ["not_found"] * count  # rerun, not lost
+    cluster.wait_for_workers(2, timeout=60)
+
+
+@pytest.mark.timeout(240)
+def test_a_row_that_kills_its_dask_worker_fails_alone(tmp_path):
+    from .fakes import FakeProvider
+
+    places = ["Berlin", "Osaka", "sigkill", "Lima", "Paris", "Rome"] * 1
+    opts = RunOptions(executor="dask", workers=2, threads=2, chunk=3)
+    with geocode_job(places, provider=FakeProvider(), options=opts) as job:
+        results = list(job)
+    assert [r.query for r in results] == places
+    assert [r.status for r in results] == ["ok", "ok", "failed", "ok", "ok", "ok"]
+    assert results[2].error.startswith("WorkerDied: ")
+
+
+@pytest.mark.timeout(240)
+def test_redis_killed_mid_run_fails_the_rest_and_exits_3(tmp_path):
+    server_redis = RedisServer()
+    _start_or_skip(server_redis)
+    try:
+        with ScriptedServer(EMPTY) as server:
+            places = _places(tmp_path, 200)
+            timer = threading.Timer(2.0, server_redis.kill)
+            timer.start()
+            result = run_geofetch(["geocode", places, "--provider", "nominatim",
+                                   "--base-url", server.url, "--executor", "dask",
+                                   "--workers", "2", "--threads", "2", "--rate", "20",
+                                   "--gate", server_redis.url.replace("//", "//:pw@"),
+                                   "--no-cache", "--no-progress"], timeout=150)
+            timer.join()
+    finally:
+        server_redis.stop()
+    assert result.returncode == 3, result.stderr
+    rows = _rows(result.stdout)
+    assert [row[0] for row in rows] == [f"Place {i}" for i in range(200)]
+    failed = [row[-1] for row in rows if row[-2] == "failed"]
+    assert failed and all(e.startswith(f"GateUnavailable: redis://127.0.0.1:{server_redis.port}")
+                          for e in failed)
+    assert sum(row[-2] == "not_found" for row in rows) + len(failed) == 200
+    assert "pw" not in result.stdout + result.stderr.replace("pw@", "")
+
+
+def test_a_remote_scheduler_without_a_gate_is_a_usage_error(cli, tmp_path):
+    result = cli(["geocode", _places(tmp_path, 3), "--executor", "dask",
+                  "--scheduler", "tcp://127.0.0.1:1"])
+    assert result.status == 2
+    assert result.stderr.count("\n") == 1 and "--gate redis://" in result.stderr
+
+
+def test_public_nominatim_refuses_a_distributed_executor(cli, tmp_path):
+    result = cli(["geocode", _places(tmp_path, 3), "--provider", "nominatim",
+                  "--email", "a@example.org", "--executor", "dask"])
+    assert result.status == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "usage policy" in result.stderr
+
+
+def test_an_unreachable_gate_is_a_usage_error_without_its_password(cli, tmp_path):
+    port = RedisServer().port  # nothing listens there
+    result = cli(["geocode", _places(tmp_path, 3), "--rate", "5",
+                  "--provider", "nominatim", "--base-url", "http://127.0.0.1:1",
+                  "--gate", f"redis://:s3cret@127.0.0.1:{port}/0"])
+    assert result.status == 2
+    assert result.stderr.count("\n") == 1 and f"redis://127.0.0.1:{port}" in result.stderr
+    assert "s3cret" not in result.stderr
+
+
+def test_gate_pickles_to_the_same_schedule(redis_url):
+    import pickle
+
+    gate = RedisGate(redis_url, rate=5, max_requests=3)
+    try:
+        copy = pickle.loads(pickle.dumps(gate))
+        assert [gate.acquire(), copy.acquire(), gate.acquire()] == [1, 2, 3]
+        with pytest.raises(Exception, match="budget exhausted"):
+            copy.acquire()
+        assert gate.requests_sent == 3
+    finally:
+        gate.close()
+
+
+def _children(pid):
+    """Process ids whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+CITIES = ["Berlin", "Paris", "Osaka", "Lima", "Rome", "Madrid", "Cairo", "Oslo", "Quito",
+          "Dakar"]
+
+
+@pytest.mark.timeout(240)
+def test_a_coordinator_killed_and_run_again_gives_the_uninterrupted_output(tmp_path):
+    import sqlite3
+    import subprocess
+    import sys
+
+    from geofetch.server import LocalServer
+
+    from .rowtools import PACKAGE_ROOT
+
+    places = tmp_path / "places.txt"
+    places.write_text("".join(f"{CITIES[i % 10]} {i // 10}\n" for i in range(150)),
+                      encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": PACKAGE_ROOT}
+    server = LocalServer(latency=0.05)
+    with server as url:
+
+        def command(output, cache):
+            return [sys.executable, "-m", "geofetch", "geocode", str(places), "--provider",
+                    "nominatim", "--base-url", url, "--executor", "dask", "--workers", "2",
+                    "--threads", "2", "--rate", "0", "--chunk", "2", "-o", str(output),
+                    "--cache", str(cache), "--no-progress"]
+
+        reference = subprocess.run(command(tmp_path / "reference.csv", tmp_path / "r.sqlite"),
+                                   env=env, capture_output=True, text=True, timeout=180)
+        assert reference.returncode == 0, reference.stderr
+        first = subprocess.Popen(command(tmp_path / "out.csv", tmp_path / "c.sqlite"), env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cache = tmp_path / "c.sqlite"
+        try:
+            deadline = time.monotonic() + 120
+            answered = 0
+            while answered < 40 and time.monotonic() < deadline:
+                time.sleep(0.05)
+                if cache.exists():
+                    with contextlib.closing(sqlite3.connect(cache)) as db:
+                        try:
+                            answered = db.execute("SELECT count(*) FROM answers").fetchone()[0]
+                        except sqlite3.OperationalError:
+                            answered = 0
+            children = _children(first.pid)
+            first.kill()  # SIGKILL: the coordinator this test started
+            first.wait(30)
+        finally:
+            if first.poll() is None:
+                first.kill()
+        assert answered >= 40
+        deadline = time.monotonic() + 60
+        while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in children if _alive(pid)]  # its dask workers went too
+        with contextlib.closing(sqlite3.connect(cache)) as db:
+            kept = db.execute("SELECT count(*) FROM answers").fetchone()[0]
+        assert 40 <= kept < 150
+        asked_before = server.stats()["total"]
+        again = subprocess.run(command(tmp_path / "out.csv", cache), env=env,
+                               capture_output=True, text=True, timeout=180)
+        asked_again = server.stats()["total"] - asked_before
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "out.csv").read_bytes() == (tmp_path / "reference.csv").read_bytes()
+    # the second run asked only what the first had not answered (and kept)
+    with contextlib.closing(sqlite3.connect(cache)) as db:
+        assert db.execute("SELECT count(*) FROM answers").fetchone()[0] == 150
+    assert "150 rows:" in again.stderr
+    assert asked_again == 150 - kept  # nothing the first run kept was asked again
