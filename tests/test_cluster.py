@@ -303,7 +303,8 @@ CITIES = ["Berlin", "Paris", "Osaka", "Lima", "Rome", "Madrid", "Cairo", "Oslo",
 
 
 @pytest.mark.timeout(240)
-def test_a_coordinator_killed_and_run_again_gives_the_uninterrupted_output(tmp_path):
+def test_a_coordinator_killed_and_run_again_gives_the_uninterrupted_output(redis_url, tmp_path):
+    # (the Redis gate: a one-machine gate's file in /dev/shm would outlive a SIGKILL)
     import sqlite3
     import subprocess
     import sys
@@ -323,6 +324,7 @@ def test_a_coordinator_killed_and_run_again_gives_the_uninterrupted_output(tmp_p
             return [sys.executable, "-m", "geofetch", "geocode", str(places), "--provider",
                     "nominatim", "--base-url", url, "--executor", "dask", "--workers", "2",
                     "--threads", "2", "--rate", "0", "--chunk", "2", "-o", str(output),
+                    "--gate", redis_url,
                     "--cache", str(cache), "--no-progress"]
 
         reference = subprocess.run(command(tmp_path / "reference.csv", tmp_path / "r.sqlite"),
@@ -367,3 +369,67 @@ def test_a_coordinator_killed_and_run_again_gives_the_uninterrupted_output(tmp_p
         assert db.execute("SELECT count(*) FROM answers").fetchone()[0] == 150
     assert "150 rows:" in again.stderr
     assert asked_again == 150 - kept  # nothing the first run kept was asked again
+
+
+@pytest.mark.timeout(240)
+def test_a_remote_scheduler_runs_the_rows_and_losing_it_fails_the_rest(redis_url, tmp_path):
+    import subprocess
+    import sys
+
+    from geofetch.testing.redis import free_port
+
+    from .rowtools import PACKAGE_ROOT
+
+    env = {**os.environ, "PYTHONPATH": PACKAGE_ROOT,
+           "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+         "--port", str(port), "--no-dashboard"], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nworkers", "2",
+         "--nthreads", "2", "--host", "127.0.0.1", "--no-dashboard"], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with distributed.Client(address, timeout=60, set_as_default=False) as client:
+            client.wait_for_workers(2, timeout=60)
+        with ScriptedServer(Reply.json([], delay=0.05)) as server:
+            args = ["geocode", _places(tmp_path, 30), "--provider", "nominatim",
+                    "--base-url", server.url, "--executor", "dask", "--scheduler", address,
+                    "--gate", redis_url, "--rate", "0", "--chunk", "2", "--no-cache",
+                    "--no-progress"]
+            ok = run_geofetch(args, timeout=120)
+            assert ok.returncode == 0, ok.stderr
+            assert [row[0] for row in _rows(ok.stdout)] == [f"Place {i}" for i in range(30)]
+
+            def kill_scheduler():
+                while len(server.requests) < 30 + 20:
+                    time.sleep(0.01)
+                scheduler.kill()  # SIGKILL: the scheduler this test started
+
+            killer = threading.Thread(target=kill_scheduler, daemon=True)
+            killer.start()
+            args[1] = _places(tmp_path, 400, "more.txt")
+            lost = run_geofetch(args, timeout=150)
+            killer.join(5)
+    finally:
+        for process in (worker, scheduler):
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(10)
+    assert lost.returncode == 3, lost.stderr
+    rows = _rows(lost.stdout)
+    assert [row[0] for row in rows] == [f"Place {i}" for i in range(400)]
+    failed = [row[-1] for row in rows if row[-2] == "failed"]
+    assert failed and all(e.startswith(f"SchedulerUnavailable: dask scheduler {address}")
+                          for e in failed)
+    assert sum(row[-2] == "not_found" for row in rows) >= 10
+    lines = lost.stderr.splitlines()
+    assert len(lines) == 2, lost.stderr  # the summary and why: no dask traceback
+    assert lines[1].startswith("geofetch: run aborted: dask scheduler ")

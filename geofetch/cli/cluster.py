@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from typing import Any
 
@@ -32,10 +33,25 @@ def add_cluster_options(parser: argparse.ArgumentParser) -> None:
 
 
 def cluster_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The :class:`~geofetch.options.RunOptions` fields these flags set."""
+    """The :class:`~geofetch.options.RunOptions` fields these flags set (and, for a
+    dask run without ``-v``, dask's own log lines silenced: stderr stays geofetch's)."""
+    if args.executor == "dask" and not args.verbose:
+        quiet_dask_logs()
     scheduler = args.scheduler
     if scheduler is None and args.executor == "dask":
         scheduler = os.environ.get(SCHEDULER_ENV) or None
     return {"scheduler": scheduler, "chunk": args.chunk,
             "gate": args.gate or os.environ.get(GATE_ENV) or None,
             "gate_name": args.gate_name}
+
+
+def quiet_dask_logs() -> None:
+    """Raise dask's loggers to CRITICAL: a worker lost and replaced, a scheduler gone,
+    are reported by geofetch in its rows and its one line, not as dask tracebacks."""
+    try:
+        import distributed  # noqa: F401 - importing it sets its loggers' levels first
+    except ImportError:
+        return  # the run will say that the extra is missing
+    for name in ("distributed", "distributed.client", "distributed.gc", "tornado",
+                 "tornado.application"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)

@@ -49,7 +49,9 @@ import queue
 import threading
 import time
 import uuid
+import warnings
 from collections import deque
+from concurrent.futures import CancelledError
 from typing import TYPE_CHECKING, Any
 
 import dask
@@ -174,10 +176,12 @@ class DaskExecutor(Executor):
                     raise UsageError(f"--scheduler {self.scheduler}: cannot connect "
                                      f"({type(exc).__name__}: {exc})") from None
             elif self.client is None:
-                self._cluster = distributed.LocalCluster(  # type: ignore[no-untyped-call]
-                    n_workers=self.workers, threads_per_worker=self.threads,
-                    processes=True, host="127.0.0.1", dashboard_address=None,
-                    silence_logs=logging.CRITICAL)
+                with warnings.catch_warnings():  # "port 8787 in use": we asked for none
+                    warnings.simplefilter("ignore", UserWarning)
+                    self._cluster = distributed.LocalCluster(  # type: ignore[no-untyped-call]
+                        n_workers=self.workers, threads_per_worker=self.threads,
+                        processes=True, host="127.0.0.1", dashboard_address=None,
+                        silence_logs=logging.CRITICAL)
                 self.client = distributed.Client(  # type: ignore[no-untyped-call]
                     self._cluster, set_as_default=False)
         self._started = True
@@ -277,7 +281,11 @@ class DaskExecutor(Executor):
         if status == "finished":
             try:
                 outcomes = future.result()
-            except Exception as exc:  # noqa: BLE001 - the scheduler went between
+            except (OSError, CancelledError) as exc:  # the scheduler went meanwhile
+                self._scheduler_lost(f"{type(exc).__name__} fetching a result", done,
+                                     extra=task_ids)
+                return
+            except Exception as exc:  # noqa: BLE001 - a result that would not unpickle
                 outcomes = [("error", describe(exc))] * len(task_ids)
             done.extend(zip(task_ids, outcomes, strict=True))
             return
