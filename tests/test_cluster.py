@@ -433,3 +433,28 @@ def test_a_remote_scheduler_runs_the_rows_and_losing_it_fails_the_rest(redis_url
     lines = lost.stderr.splitlines()
     assert len(lines) == 2, lost.stderr  # the summary and why: no dask traceback
     assert lines[1].startswith("geofetch: run aborted: dask scheduler ")
+
+
+def test_the_redis_gate_halves_once_per_round_and_recovers_by_steps(redis_url):
+    # the same rules as the one-machine gate (test_throttling), on the Redis schedule
+    gate = RedisGate(redis_url, rate=6400, max_throttled=30)
+    try:
+        tickets = [gate.acquire() for _ in range(4)]  # four requests in flight at once
+        for ticket in tickets:
+            gate.throttled(ticket)  # their four 429s are one signal, not four
+        assert gate.current_rate == 3200
+        assert gate.throttle_count == 4
+        for _ in range(20):
+            gate.throttled(gate.acquire())
+        assert gate.current_rate == 100  # the floor: 1/64 of the configured rate
+        gate.succeeded()  # a clean answer: the count in a row starts again
+        assert gate.current_rate == pytest.approx(100 + 6400 / 20)
+        for _ in range(29):
+            gate.throttled(gate.acquire())
+        assert gate.aborted() is None
+        gate.throttled(gate.acquire())
+        with pytest.raises(Exception, match="30 rate-limit answers in a row"):
+            gate.acquire()
+        assert gate.throttle_count == 4 + 20 + 30
+    finally:
+        gate.close()
