@@ -458,3 +458,41 @@ def test_the_redis_gate_halves_once_per_round_and_recovers_by_steps(redis_url):
         assert gate.throttle_count == 4 + 20 + 30
     finally:
         gate.close()
+
+
+@pytest.mark.timeout(180)
+def test_geocode_many_takes_an_existing_client_and_the_gate(redis_url, cluster):
+    from geofetch import geocode_many
+
+    with ScriptedServer(EMPTY) as server:
+        results = geocode_many([f"Place {i}" for i in range(50)], provider="nominatim",
+                               base_url=server.url, executor="dask", client=cluster,
+                               gate=redis_url, rate=0, chunk=4, max_requests=20)
+        asked = len(server.requests)
+    assert [r.query for r in results] == [f"Place {i}" for i in range(50)]
+    assert asked == 20
+    assert sum(r.status == "not_found" for r in results) == 20
+    # the plugin of the run was removed from every dask worker when it ended
+    plugins = cluster.run(lambda dask_worker: sorted(dask_worker.plugins))
+    assert not [name for names in plugins.values() for name in names
+                if name.startswith("geofetch-")]
+
+
+@pytest.mark.timeout(180)
+def test_each_dask_worker_thread_builds_its_provider_once_and_closes_it(tmp_path):
+    from .fakes import CountingProvider, events
+
+    log = str(tmp_path / "events.log")
+    places = [f"Place {i}" for i in range(60)]
+    opts = RunOptions(executor="dask", workers=2, threads=2, chunk=3)
+    with geocode_job(places, provider=CountingProvider(log, delay=0.01), options=opts) as job:
+        results = list(job)
+    assert [r.status for r in results] == ["ok"] * 60
+    seen = events(log)
+    opened = [(pid, tid) for event, pid, tid in seen if event == "open"]
+    closed = [(pid, tid) for event, pid, tid in seen if event == "close"]
+    assert 1 <= len(opened) <= 4  # at most once per thread of the 2 x 2
+    assert len(set(opened)) == len(opened)
+    # teardown (in the dask worker's own thread) closed every one, in its process
+    assert sorted(pid for pid, _ in closed) == sorted(pid for pid, _ in opened)
+    assert os.getpid() not in {pid for pid, _ in opened}  # built in the dask workers

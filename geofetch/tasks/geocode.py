@@ -213,6 +213,12 @@ def iter_geocode(
     max_throttled: int | None = 20,
     max_wait: float = 300.0,
     progress: Progress = False,
+    threads: int = 1,
+    gate: str | None = None,
+    gate_name: str | None = None,
+    scheduler: str | None = None,
+    client: Any = None,
+    chunk: int | None = None,
 ) -> Iterator[GeocodeResult]:
     """Geocode ``places`` lazily: one result per place, in input order, in bounded
     memory (the input is read only a window ahead of the results).
@@ -222,7 +228,9 @@ def iter_geocode(
     """
     options = RunOptions(executor=executor, workers=workers, rate=rate, retries=retries,
                          timeout=timeout, cache=cache, max_requests=max_requests,
-                         max_throttled=max_throttled, max_wait=max_wait, progress=progress)
+                         max_throttled=max_throttled, max_wait=max_wait, progress=progress,
+                         threads=threads, gate=gate, gate_name=gate_name,
+                         scheduler=scheduler, client=client, chunk=chunk)
     job = geocode_job(places, provider=provider, key=key, base_url=base_url, options=options)
     return _iterate(job)
 
@@ -248,6 +256,12 @@ def geocode_many(
     max_throttled: int | None = 20,
     max_wait: float = 300.0,
     progress: Progress = False,
+    threads: int = 1,
+    gate: str | None = None,
+    gate_name: str | None = None,
+    scheduler: str | None = None,
+    client: Any = None,
+    chunk: int | None = None,
 ) -> list[GeocodeResult]:
     """Geocode every place; return one :class:`GeocodeResult` per place, in order.
 
@@ -256,8 +270,8 @@ def geocode_many(
       a provider named by string.
     * ``executor``, ``workers``, ``rate``, ``retries``, ``timeout`` (seconds per
       request, whole), ``cache``, ``max_requests``, ``max_throttled``, ``max_wait``,
-      ``progress``: see
-      :class:`~geofetch.options.RunOptions` (``rate=None``: the provider's default,
+      ``progress``, ``threads``, ``gate``, ``gate_name``, ``scheduler``, ``client``,
+      ``chunk``: see :class:`~geofetch.options.RunOptions` (``rate=None``: the provider's default,
       ``0``: no limit).
 
     Per-row failures are in the results. Raises :class:`UsageError` for a bad option
@@ -267,4 +281,5 @@ def geocode_many(
                              executor=executor, workers=workers, rate=rate, retries=retries,
                              timeout=timeout, cache=cache, max_requests=max_requests,
                              max_throttled=max_throttled, max_wait=max_wait,
-                             progress=progress))
+                             progress=progress, threads=threads, gate=gate, gate_name=gate_name,
+                             scheduler=scheduler, client=client, chunk=chunk))

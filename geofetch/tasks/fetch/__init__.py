@@ -230,6 +230,12 @@ def iter_fetch(
     max_throttled: int | None = 20,
     max_wait: float = 300.0,
     progress: Progress = False,
+    threads: int = 1,
+    gate: str | None = None,
+    gate_name: str | None = None,
+    scheduler: str | None = None,
+    client: Any = None,
+    chunk: int | None = None,
 ) -> Iterator[FetchResult]:
     """Fetch ``urls`` lazily: one result per URL, in input order, bounded memory.
 
@@ -240,7 +246,9 @@ def iter_fetch(
                           ignore_robots=ignore_robots, user_agent=user_agent)
     options = RunOptions(executor=executor, workers=workers, rate=rate, retries=retries,
                          timeout=timeout, cache=cache, max_requests=max_requests,
-                         max_throttled=max_throttled, max_wait=max_wait, progress=progress)
+                         max_throttled=max_throttled, max_wait=max_wait, progress=progress,
+                         threads=threads, gate=gate, gate_name=gate_name,
+                         scheduler=scheduler, client=client, chunk=chunk)
     return _iterate(fetch_job(urls, fetch=fetch, options=options))
 
 
@@ -267,6 +275,12 @@ def fetch_many(
     max_throttled: int | None = 20,
     max_wait: float = 300.0,
     progress: Progress = False,
+    threads: int = 1,
+    gate: str | None = None,
+    gate_name: str | None = None,
+    scheduler: str | None = None,
+    client: Any = None,
+    chunk: int | None = None,
 ) -> list[FetchResult]:
     """Fetch every URL; return one :class:`FetchResult` per URL, in order.
 
@@ -289,4 +303,5 @@ def fetch_many(
                            executor=executor, workers=workers, rate=rate, retries=retries,
                            timeout=timeout, cache=cache, max_requests=max_requests,
                            max_throttled=max_throttled, max_wait=max_wait,
-                           progress=progress))
+                           progress=progress, threads=threads, gate=gate, gate_name=gate_name,
+                           scheduler=scheduler, client=client, chunk=chunk))
