@@ -496,3 +496,105 @@ def test_each_dask_worker_thread_builds_its_provider_once_and_closes_it(tmp_path
     # teardown (in the dask worker's own thread) closed every one, in its process
     assert sorted(pid for pid, _ in closed) == sorted(pid for pid, _ in opened)
     assert os.getpid() not in {pid for pid, _ in opened}  # built in the dask workers
+
+
+# -- fetch: per-host politeness on Redis ---------------------------------------------
+
+
+@pytest.mark.timeout(180)
+def test_fetch_on_dask_keeps_the_per_host_cap_and_asks_robots_once_per_origin(redis_url,
+                                                                               cluster):
+    from geofetch import fetch_many
+    from geofetch.testing.site import LocalSite
+
+    with LocalSite() as site:
+        urls = [f"http://{host}:{site.port}/slow/0.2?n={i}"
+                for i in range(10) for host in ("127.0.0.1", "localhost")]
+        results = fetch_many(urls, executor="dask", client=cluster, gate=redis_url,
+                             per_host=2, chunk=1)
+        stats = site.stats()
+    assert [r.url for r in results] == urls
+    assert [r.status for r in results] == ["ok"] * 20
+    in_flight = stats["max_in_flight"]
+    assert set(in_flight) == {"127.0.0.1", "localhost"}
+    assert max(in_flight.values()) == 2, in_flight  # 16 threads, 2 per host at most
+    assert stats["hits"]["/robots.txt"] == 2  # once per origin, by one of 16 threads
+
+
+def test_shared_host_slots_hold_across_copies_and_a_dead_holders_lease_ends(redis_url):
+    import pickle
+
+    from geofetch.tasks.fetch import shared
+
+    gate = RedisGate(redis_url, rate=0)
+    try:
+        slots = shared.SharedHostSlots(gate, per_host=2)
+        copies = [pickle.loads(pickle.dumps(slots)) for _ in range(6)]
+        inside, most, lock = [0], [0], threading.Lock()
+
+        def use(copy):
+            for _ in range(5):
+                with copy.hold("example.org"):
+                    with lock:
+                        inside[0] += 1
+                        most[0] = max(most[0], inside[0])
+                    time.sleep(0.01)
+                    with lock:
+                        inside[0] -= 1
+
+        workers = [threading.Thread(target=use, args=(c,)) for c in copies]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(60)
+        assert most[0] == 2
+        # a holder that died holding both slots: they come back when the leases end
+        key = gate.shared_key("host", shared.digest("example.org"))
+        script = gate.script("geofetch.tasks.fetch", "shared.lua")
+        for token in ("dead-1", "dead-2"):
+            assert gate.execute(lambda _, t=token: script(keys=[key],
+                                                          args=["take", 2, t, 300_000])) == 1
+        took = []
+        worker = threading.Thread(target=lambda: took.append(slots.hold("example.org")
+                                                             .__enter__()))
+        worker.start()
+        worker.join(0.15)
+        assert worker.is_alive() and not took  # both slots held by the dead
+        worker.join(10)
+        assert took == [None]  # 0.3 s later their leases ended
+    finally:
+        gate.close()
+
+
+def test_shared_robots_book_downloads_once_for_every_copy(redis_url):
+    import pickle
+
+    from geofetch.tasks.fetch import shared
+    from geofetch.tasks.fetch.robots import RobotsVerdict
+
+    gate = RedisGate(redis_url, rate=0)
+    downloads = []
+
+    def download():
+        downloads.append(1)
+        time.sleep(0.1)
+        return RobotsVerdict("rules", "User-agent: *\nDisallow: /x\n"), 1, None
+
+    try:
+        book = shared.SharedRobotsBook(gate)
+        copies = [pickle.loads(pickle.dumps(book)) for _ in range(5)]
+        found = []
+        workers = [threading.Thread(target=lambda c=c: found.append(
+            c.lookup("http://example.org", download))) for c in copies]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(30)
+        assert len(downloads) == 1
+        assert sorted(attempts for _, attempts, _ in found) == [0, 0, 0, 0, 1]
+        assert {verdict.text for verdict, _, _ in found} == {"User-agent: *\nDisallow: /x\n"}
+    finally:
+        gate.close()
+    import redis
+
+    assert redis.Redis.from_url(redis_url).keys(f"geofetch:{{{gate.name}}}:*") == []

@@ -45,6 +45,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
@@ -132,6 +133,7 @@ class RedisGate:
         self._lost: GateUnavailable | None = None
         self._last_state: tuple[int, str, int, int, float] = (0, "", 0, 0, self.rate or 0.0)
         self._state_at = -1.0
+        self._scripts: dict[tuple[str, str], Any] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         state = {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
@@ -176,6 +178,38 @@ class RedisGate:
             self._lost = GateUnavailable(f"{self.where} cannot be used: {message}")
             raise self._lost from None
         return reply
+
+    def shared_key(self, kind: str, part: str, *, per_run: bool = False) -> str:
+        """A key beside the gate's, in its hash slot: ``geofetch:{NAME}:KIND:PART``
+        (shared by every run of the gate's name), or the run's own with ``per_run``."""
+        scope = f"run:{self.run_id}:" if per_run else ""
+        return f"geofetch:{{{self.name}}}:{scope}{kind}:{part}"
+
+    def script(self, package: str, name: str) -> Any:
+        """The Lua file ``name`` of ``package``, registered on this process's
+        connection (``SCRIPT LOAD`` once, then ``EVALSHA``); call it through
+        :meth:`execute`."""
+        self._script or self._connect()
+        with self._lock:
+            if (package, name) not in self._scripts:
+                source = resources.files(package).joinpath(name).read_text("utf-8")
+                self._scripts[package, name] = self._client.register_script(source)
+            return self._scripts[package, name]
+
+    def execute(self, call: Callable[[Any], Any]) -> Any:
+        """``call(client)`` on this process's Redis connection; a Redis error becomes
+        :class:`GateUnavailable` (and every later call fails the same way at once)."""
+        if self._lost is not None:
+            raise self._lost
+        import redis
+
+        self._script or self._connect()
+        try:
+            return call(self._client)
+        except redis.RedisError as exc:
+            message = redact(f"{type(exc).__name__}: {exc}", self._secrets())
+            self._lost = GateUnavailable(f"{self.where} cannot be used: {message}")
+            raise self._lost from None
 
     def _secrets(self) -> tuple[str, ...]:
         parts = urlsplit(self.url)
@@ -279,14 +313,21 @@ class RedisGate:
         return self._known_state()[4] or None
 
     def close(self) -> None:
-        """The creating process deletes the run's keys (and an unnamed schedule);
-        every process closes its connections. Never raises."""
+        """The creating process deletes the run's keys (all of an unnamed gate's,
+        schedule included); every process closes its connections. Never raises."""
         client, self._client, self._script = self._client, None, None
         if client is None:
             return
         try:
             if self._owner and self._lost is None:
                 client.delete(*(self.keys if not self.shared else self.keys[1:]))
+                # and the keys kept beside them (see shared_key): the run's own, or
+                # all of an unnamed gate's
+                scope = "" if not self.shared else f"run:{self.run_id}:"
+                stale = list(client.scan_iter(match=f"geofetch:{{{self.name}}}:{scope}*",
+                                              count=1000))
+                if stale:
+                    client.delete(*stale)
         except Exception:  # noqa: BLE001 - Redis is gone: its keys expire by themselves
             pass
         finally:
