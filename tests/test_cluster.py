@@ -598,3 +598,17 @@ def test_shared_robots_book_downloads_once_for_every_copy(redis_url):
     import redis
 
     assert redis.Redis.from_url(redis_url).keys(f"geofetch:{{{gate.name}}}:*") == []
+
+
+@pytest.mark.timeout(180)
+def test_a_row_that_hangs_its_dask_worker_fails_with_worker_timeout():
+    from .fakes import FakeProvider
+
+    places = ["Berlin", "hang", "Osaka", "Lima", "Paris", "Rome", "Oslo", "Quito"]
+    opts = RunOptions(executor="dask", workers=2, threads=2, chunk=1, timeout=0.2,
+                      retries=0)
+    with geocode_job(places, provider=FakeProvider(), options=opts) as job:
+        results = list(job)
+    assert [r.query for r in results] == places
+    assert [r.status for r in results] == ["ok", "failed"] + ["ok"] * 6
+    assert results[1].error.startswith("WorkerTimeout: no result within ")

@@ -36,8 +36,10 @@
   :class:`~geofetch.exceptions.SchedulerUnavailable` and :meth:`aborted` says so;
   the job then stops (exit status 3).
 
-Not done here: the ``task_seconds`` bound of the other executors (a hung chunk
-holds its rows until the run is stopped).
+* **A hung row** (a call that ignores every timeout): a chunk gets ``task_seconds``
+  per row, its own and those already out before it per thread; past that its rows
+  are ``failed`` with ``WorkerTimeout`` and the dask worker running it is restarted
+  (through its nanny), as the process executor kills and replaces a hung process.
 """
 
 from __future__ import annotations
@@ -147,6 +149,8 @@ class DaskExecutor(Executor):
         self._disconnected_at: float | None = None
         self._started = False
         self._suspect: int | None = None  # the one suspect chunk out
+        self._task_seconds: float | None = None
+        self._deadlines: dict[int, float] = {}  # chunk number -> when it is overdue
 
     @classmethod
     def from_options(cls, workers: int | None, threads: int = 1,
@@ -166,7 +170,17 @@ class DaskExecutor(Executor):
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self, spec: WorkerSpec, *, task_seconds: float | None = None) -> None:
-        """Join or start the cluster and send every dask worker the worker spec."""
+        """Join or start the cluster and send every dask worker the worker spec; on any
+        failure, close what was started and raise."""
+        self._task_seconds = task_seconds
+        try:
+            self._start(spec)
+        except BaseException:
+            self._started = self.client is not None
+            self.stop(wait=False)
+            raise
+
+    def _start(self, spec: WorkerSpec) -> None:
         with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
             if self.client is None and self.scheduler is not None:
                 try:
@@ -246,6 +260,12 @@ class DaskExecutor(Executor):
         number = next(self._numbers)
         future = self.client.submit(run_chunk, self._name, [p for _, p in chunk],
                                     key=f"{self._name}-{number}", pure=False)
+        if self._task_seconds is not None:
+            # rows run one after another in a thread: this chunk's, behind those already
+            # out, spread over every thread (a generous bound: each row at its worst)
+            ahead = sum(len(ids) for _, ids in self._futures.values()) / self._slots
+            self._deadlines[number] = (time.monotonic()
+                                       + self._task_seconds * (len(chunk) + ahead))
         self._futures[number] = (future, [task_id for task_id, _ in chunk])
         future.add_done_callback(lambda _, number=number: self._done.put(number))
         return number
@@ -255,6 +275,7 @@ class DaskExecutor(Executor):
         if self._lost is None:
             self._dispatch()
             self._watch_scheduler(done)
+            self._expire(done)
         try:
             number = self._done.get(timeout=0 if done else timeout)
         except queue.Empty:
@@ -272,6 +293,7 @@ class DaskExecutor(Executor):
             done.append((-1 - number, ("error", describe(self._lost))))
             return
         entry = self._futures.pop(number, None)
+        self._deadlines.pop(number, None)
         if number == self._suspect:
             self._suspect = None
         if entry is None:
@@ -301,6 +323,32 @@ class DaskExecutor(Executor):
         # cancelled or lost: the scheduler forgot it
         self._scheduler_lost(f"the task was {status}", done, extra=task_ids)
 
+    def _expire(self, done: Completed) -> None:
+        """Chunks past their deadline: their rows fail with ``WorkerTimeout``, and the
+        dask worker running one is restarted (its thread is stuck in a call that
+        ignores every timeout); the other rows it held come back lost and run again."""
+        now = time.monotonic()
+        late = [number for number, deadline in self._deadlines.items() if deadline < now]
+        if not late:
+            return
+        keys = set()
+        for number in late:
+            del self._deadlines[number]
+            future, task_ids = self._futures.pop(number)
+            if number == self._suspect:
+                self._suspect = None
+            keys.add(future.key)
+            error = (f"WorkerTimeout: no result within {self._task_seconds:g} s a row; "
+                     "its dask worker was restarted")
+            done.extend((task_id, ("error", error)) for task_id in task_ids)
+            with contextlib.suppress(Exception):
+                self.client.cancel([future])
+        with contextlib.suppress(Exception):
+            stuck = [worker for worker, running in self.client.processing().items()
+                     if keys & set(running)]
+            if stuck:
+                self.client.restart_workers(stuck, timeout=30, raise_for_error=False)
+
     def _watch_scheduler(self, done: Completed) -> None:
         if not self._futures:
             self._disconnected_at = None
@@ -325,6 +373,7 @@ class DaskExecutor(Executor):
         for _, task_ids in self._futures.values():
             done.extend((task_id, error) for task_id in task_ids)
         self._futures.clear()
+        self._deadlines.clear()
         self._suspect = None
         for task_id, _ in [*self._pending, *self._suspects]:
             done.append((task_id, error))

@@ -11,8 +11,9 @@ so every step is atomic on the server whatever the number of clients:
   The worker sleeps until its slot and asks again (``go``); a worker that woke more
   than :data:`LATE_US` after its slot gives it up and reserves another, since sent
   late, just before the next worker's slot, it would put ``rate + 1`` requests into
-  some one-second window. The 1% headroom absorbs the ``LATE_US + EARLY_US`` of
-  jitter that is let through: any 1 s window holds at most ``rate`` slots
+  some one-second window. The 1% headroom absorbs the ``LATE_US + EARLY_US`` (9 ms)
+  of jitter that is let through, at any rate: ``HEADROOM x (1 s + 9 ms) < 1 s``, so
+  any 1 s window holds at most ``rate`` sends
   (``rate + 1`` at the server with network jitter), and a long run reaches about
   98% of the rate (measured in ``benchmarks/bench_cluster.py``).
 * **Budget** (``max_requests``): counted per run; the first request over it aborts
@@ -65,7 +66,7 @@ from ..redis_url import check_gate_name, check_gate_url
 #: Fraction of the nominal rate actually scheduled (see the module docstring).
 HEADROOM = 0.99
 #: A worker this many microseconds past its slot gives it up and reserves again.
-LATE_US = 4000
+LATE_US = 8000
 #: A worker wakes this much before its slot (a sleep never ends early enough to hurt).
 EARLY_US = 1000
 #: Keys live this long (ms) after their last use.
