@@ -2,7 +2,7 @@
 accuracy of the Redis gate across dask worker processes.
 
     python benchmarks/bench_cluster.py [--rows 3000] [--latency 0.05] [--rates 20,50,100]
-                                       [--seconds 8] [--only speed|rate]
+                                       [--seconds 8] [--only speed|rate|costs]
 
 speed: ``--rows`` distinct places, google API, against ``geofetch serve`` in a child
        process answering after ``--latency`` s, no rate limit, no cache. Each line is
@@ -16,6 +16,10 @@ rate:  dask LocalCluster 2 processes x 8 threads, ``--rate R`` through the Redis
        (a real redis-server on loopback) and through the one-machine gate, against a
        loopback server answering after 50 ms: the most requests the server saw in any
        1 s window, and achieved / R over the run.
+costs: the figures of the README's model: a Redis gate call as its caller sees it
+       (acquire/s from 1 and 8 threads, no rate), Redis's own CPU per script call
+       (``INFO commandstats``), and rows/s through one coordinator (20,000 offline
+       rows, dask 2 processes x 2 threads, chunks of 50, no cache).
 """
 
 from __future__ import annotations
@@ -99,6 +103,43 @@ def rate_accuracy(rates: list[float], seconds: float) -> None:
                       f"{max_per_window(arrivals):13d} {achieved / rate:10.3f}", flush=True)
 
 
+def costs() -> None:
+    import threading
+
+    import redis
+
+    from geofetch.bench import bench_names
+    from geofetch.core.redis_gate import RedisGate
+
+    with RedisServer() as redis_url:
+        gate = RedisGate(redis_url, rate=None)
+        calls = 2000
+        for threads in (1, 8):
+            workers = [threading.Thread(target=lambda: [gate.acquire() for _ in range(calls)])
+                       for _ in range(threads)]
+            started = time.perf_counter()
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+            seconds = time.perf_counter() - started
+            print(f"costs: Redis gate acquire from {threads} thread(s): "
+                  f"{threads * calls / seconds:.0f}/s, {seconds / (threads * calls) * 1e6:.0f} us "
+                  "each as the caller sees it")
+        stats = redis.Redis.from_url(redis_url).info("commandstats")["cmdstat_evalsha"]
+        print(f"costs: Redis CPU per script call: {stats['usec_per_call']:.1f} us "
+              f"({stats['calls']} calls)")
+        gate.close()
+    places = bench_names(20000)
+    opts = RunOptions(executor="dask", workers=2, threads=2, chunk=50, cache=None)
+    with geocode_job(places, provider="offline", options=opts) as job:
+        started = time.perf_counter()
+        count = sum(1 for _ in job)
+        seconds = time.perf_counter() - started
+    print(f"costs: one coordinator, {count} offline rows on dask 2x2, chunk 50: "
+          f"{count / seconds:.0f} rows/s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -106,12 +147,14 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--rates", default="20,50,100")
     parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--only", choices=("speed", "rate"))
+    parser.add_argument("--only", choices=("speed", "rate", "costs"))
     args = parser.parse_args()
-    if args.only != "rate":
+    if args.only in (None, "speed"):
         speed(args.rows, args.latency)
-    if args.only != "speed":
+    if args.only in (None, "rate"):
         rate_accuracy([float(r) for r in args.rates.split(",")], args.seconds)
+    if args.only in (None, "costs"):
+        costs()
 
 
 if __name__ == "__main__":
