@@ -135,6 +135,9 @@ class RedisGate:
         self._last_state: tuple[int, str, int, int, float] = (0, "", 0, 0, self.rate or 0.0)
         self._state_at = -1.0
         self._scripts: dict[tuple[str, str], Any] = {}
+        # per thread: whether the rate was below its configured value (or rate-limit
+        # answers were in a row) at this thread's last acquire
+        self._local = threading.local()
 
     def __getstate__(self) -> dict[str, Any]:
         state = {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
@@ -234,8 +237,10 @@ class RedisGate:
                 raise _ABORT_CLASSES.get(int(reply[1]), RequestDenied)(str(reply[2]))
             if reply[0] == "go":
                 return ticket
-            _, seq, slot, wait_us, _ = reply
-            ticket = ticket or int(seq)
+            _, seq, slot, wait_us, recovering = reply
+            if not ticket:
+                ticket = int(seq)
+                self._local.recovering = bool(int(recovering))
             wait = (int(wait_us) - EARLY_US) / 1e6
             if wait <= 0 and int(wait_us) <= 0:
                 return ticket  # the slot is now: nothing can have come between
@@ -259,8 +264,10 @@ class RedisGate:
         self._call("throttled", ticket)
 
     def succeeded(self) -> None:
-        """A clean answer: the shared rate recovers by steps to the configured one."""
-        self._call("succeeded")
+        """A clean answer: the shared rate recovers by steps to the configured one
+        (no call at all when this thread's last acquire saw nothing to recover)."""
+        if getattr(self._local, "recovering", True):
+            self._call("succeeded")
 
     def defer(self, seconds: float) -> None:
         """No worker of any run sharing this schedule sends for ``seconds``."""
