@@ -380,8 +380,8 @@ def run_bench(
     client. With ``base_url``, that server is measured and ``latency_seconds``
     (its known latency, or None) only feeds the ideal. ``progress`` sees each
     row as it is measured (its speedup and efficiency already final). ``threads``:
-    the threads in each worker process to try, for the process executor (the others
-    run once, with none).
+    the threads in each worker process to try, for the process and dask executors
+    (the others run once, with none).
     """
     _check(workers, executors, requests, provider, base_url)
     if repeat < 1:
@@ -408,7 +408,7 @@ def run_bench(
         measured: list[Measurement] = []
         rows: list[BenchRow] = []
         pairs = [(kind, count) for kind in executors
-                 for count in (sorted(set(threads)) if kind == "process" else [1])]
+                 for count in (sorted(set(threads)) if kind in ("process", "dask") else [1])]
         for kind, count in pairs:
             for size in workers:
                 runs: list[Measurement] = []

@@ -43,7 +43,9 @@ The class name is what a row's ``error`` shows, so leaves are named for the read
             │                         quota, HTTP 401/403
             ├── BudgetExhausted       --max-requests spent
             ├── Throttled             --max-throttled rate-limit answers in a row
-            └── WaitTooLong           a Retry-After longer than --max-wait
+            ├── WaitTooLong           a Retry-After longer than --max-wait
+            ├── GateUnavailable       the shared gate's Redis cannot be reached
+            └── SchedulerUnavailable  the dask scheduler cannot be reached
 
 Every class name a row's ``error`` shows is a class of this module: an exception of
 any other class raised by a task is written ``TaskError: OtherClass: message``.
@@ -223,6 +225,17 @@ class Throttled(RunAborted):
 
 class WaitTooLong(RunAborted):
     """The provider asked (``Retry-After``) for a wait longer than ``max_wait``."""
+
+
+class GateUnavailable(RunAborted):
+    """The run's shared gate (``--gate redis://HOST:PORT``) cannot be reached: no
+    request may go out unmetered, so the run stops; the message names the server,
+    never its password."""
+
+
+class SchedulerUnavailable(RunAborted):
+    """The dask scheduler of the run (``--scheduler``, or the local cluster's) was lost:
+    the rows it held cannot come back, so the run stops."""
 
 
 def describe(exc: BaseException) -> str:

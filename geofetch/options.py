@@ -21,8 +21,9 @@ from .exceptions import UsageError
 DEFAULT_USER_AGENT = f"geofetch/{__version__} (+https://github.com/geofetch/geofetch)"
 
 #: The executors a run can use: a thread pool (the default, for network-bound work),
-#: a process pool (CPU-bound work) or the calling thread alone.
-EXECUTORS = ("thread", "process", "serial")
+#: a process pool (CPU-bound work), the calling thread alone, or a dask.distributed
+#: cluster (many machines; the ``dask`` extra).
+EXECUTORS = ("thread", "process", "serial", "dask")
 
 #: What ``progress=`` accepts: ``True`` for a bar on stderr, or a callable given each result.
 Progress = bool | Callable[[Any], None]
@@ -32,11 +33,11 @@ Progress = bool | Callable[[Any], None]
 class RunOptions:
     """How one run goes: pool, rate limit, retries, timeout, cache, budget, progress.
 
-    * ``executor``: ``"thread"`` (default), ``"process"`` or ``"serial"``.
+    * ``executor``: ``"thread"`` (default), ``"process"``, ``"serial"`` or ``"dask"``.
     * ``workers``: pool size, at least 1 (default: 8 threads, or one process per CPU).
     * ``threads``: threads in each worker process, at least 1 (default 1); more than
-      1 needs ``executor="process"`` (each process then runs that many workers, all
-      under the one rate limit, budget and per-host caps).
+      1 needs ``executor="process"`` or ``"dask"`` (each process then runs that many
+      workers, all under the one rate limit, budget and per-host caps).
     * ``rate``: requests per second for the whole run, every thread and process
       together. ``None`` (default) means the default of the provider or task (google
       50/s, nominatim 1/s, offline and fetch none); ``0`` means no limit.
@@ -50,6 +51,14 @@ class RunOptions:
     * ``max_wait``: the longest ``Retry-After`` honoured, seconds (default 300); a
       longer one stops the run.
     * ``progress``: ``True`` for a bar on stderr, or a callable given each result.
+    * ``gate``: ``redis://[user:password@]HOST[:PORT][/DB]``: keep the rate limit,
+      budget and abort on that Redis server, shared by workers on every machine
+      (``None``: this machine's memory). ``gate_name``: runs with the same name share
+      one rate limit (``None``: the run's own).
+    * ``scheduler``: ``tcp://HOST:PORT`` of a dask scheduler to run on (``"dask"``
+      only; ``None``: a local cluster of ``workers`` processes x ``threads`` threads);
+      ``client``: an existing ``distributed.Client`` instead. Either needs ``gate``.
+    * ``chunk``: rows per dask task (default: chosen by the executor).
 
     Raises :class:`~geofetch.exceptions.UsageError` for any value out of range.
     """
@@ -65,6 +74,11 @@ class RunOptions:
     max_throttled: int | None = 20
     max_wait: float = 300.0
     progress: Progress = False
+    gate: str | None = None
+    gate_name: str | None = None
+    scheduler: str | None = None
+    client: Any = None
+    chunk: int | None = None
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
@@ -74,7 +88,7 @@ class RunOptions:
         _check_int("threads", self.threads, minimum=1)
         if self.threads > 1 and self.executor in ("thread", "serial"):
             raise UsageError(f"threads={self.threads} runs threads inside worker processes: "
-                             f"it needs executor='process', not {self.executor!r} (for "
+                             f"it needs executor='process' or 'dask', not {self.executor!r} (for "
                              "more threads, raise workers)")
         _check_int("retries", self.retries, minimum=0)
         _check_int("max_requests", self.max_requests, minimum=0, optional=True)
@@ -90,6 +104,7 @@ class RunOptions:
         if not (isinstance(self.progress, bool) or callable(self.progress)):
             raise UsageError(f"progress must be True, False or a callable, "
                              f"not {self.progress!r}")
+        _check_cluster(self)
 
 
 def _check_int(name: str, value: object, *, minimum: int, optional: bool = False) -> None:
@@ -110,3 +125,25 @@ def _check_number(name: str, value: object, *, minimum: float, optional: bool,
         bound = f"more than {minimum:g}" if above else f"{minimum:g} or more"
         kind = "a finite number" + (" or None" if optional else "")
         raise UsageError(f"{name} must be {kind}, {bound}, not {value!r}")
+
+
+def _check_cluster(options: RunOptions) -> None:
+    """The gate and dask options: a URL and name that can be used, and a remote
+    cluster only with a gate every machine can reach."""
+    _check_int("chunk", options.chunk, minimum=1, optional=True)
+    if options.gate is not None:
+        from .redis_url import check_gate_name, check_gate_url
+
+        check_gate_url(options.gate)
+        if options.gate_name is not None:
+            check_gate_name(options.gate_name)
+    elif options.gate_name is not None:
+        raise UsageError("gate_name (--gate-name) needs a shared gate: give gate "
+                         "(--gate redis://HOST:PORT/DB)")
+    remote = options.scheduler is not None or options.client is not None
+    if remote and options.executor != "dask":
+        raise UsageError("scheduler and client (--scheduler) go with executor dask")
+    if remote and options.gate is None:
+        raise UsageError("a dask scheduler (--scheduler) runs workers on other machines, "
+                         "which this machine's rate limit cannot hold: give "
+                         "--gate redis://HOST:PORT/DB (or GEOFETCH_REDIS_URL)")

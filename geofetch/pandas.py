@@ -45,6 +45,11 @@ def geocode_dataframe(
     max_throttled: int | None = 20,
     max_wait: float = 300.0,
     progress: Progress = False,
+    gate: str | None = None,
+    gate_name: str | None = None,
+    scheduler: str | None = None,
+    client: Any = None,
+    chunk: int | None = None,
 ) -> pd.DataFrame:
     """Return a copy of ``df`` with ``lat``, ``lng``, ``formatted_address``, ``status``
     and ``error`` added, row for row, index preserved. A column the frame already
@@ -77,7 +82,8 @@ def geocode_dataframe(
                            executor=executor, workers=workers, threads=threads, rate=rate,
                            retries=retries, timeout=timeout, cache=cache, max_requests=max_requests,
                            max_throttled=max_throttled, max_wait=max_wait,
-                           progress=progress)
+                           progress=progress, gate=gate, gate_name=gate_name,
+                           scheduler=scheduler, client=client, chunk=chunk)
     columns = with_fields(GEOCODE_COLUMNS) if fields else GEOCODE_COLUMNS
     return _collect(df, results, columns)
 
@@ -105,6 +111,11 @@ def reverse_dataframe(
     max_throttled: int | None = 20,
     max_wait: float = 300.0,
     progress: Progress = False,
+    gate: str | None = None,
+    gate_name: str | None = None,
+    scheduler: str | None = None,
+    client: Any = None,
+    chunk: int | None = None,
 ) -> pd.DataFrame:
     """Return a copy of ``df`` with ``formatted_address``, ``status`` and ``error``
     added for the point in ``lat_column``/``lng_column`` (WGS 84 degrees) of each
@@ -126,7 +137,8 @@ def reverse_dataframe(
                            executor=executor, workers=workers, threads=threads, rate=rate,
                            retries=retries, timeout=timeout, cache=cache, max_requests=max_requests,
                            max_throttled=max_throttled, max_wait=max_wait,
-                           progress=progress)
+                           progress=progress, gate=gate, gate_name=gate_name,
+                           scheduler=scheduler, client=client, chunk=chunk)
     columns = with_fields(REVERSE_COLUMNS) if fields else REVERSE_COLUMNS
     return _collect(df, results, columns)
 

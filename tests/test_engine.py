@@ -198,8 +198,8 @@ def test_bad_executor_options_are_usage_errors():
     with pytest.raises(UsageError, match="threads must be .* at least 1, not 0"):
         geocode_many(["a"], provider=FakeProvider(), executor="process", threads=0)
     for kind in ("thread", "serial"):  # threads inside processes need processes
-        with pytest.raises(UsageError, match=f"threads=4 .* needs executor='process', "
-                                             f"not '{kind}'"):
+        with pytest.raises(UsageError, match=f"threads=4 .* needs executor='process' or "
+                                             f"'dask', not '{kind}'"):
             geocode_many(["a"], provider=FakeProvider(), executor=kind, threads=4)
 
 

@@ -79,7 +79,8 @@ def register(subparsers: Any) -> None:
                         help="pool sizes to try (default: 1,2,4,8,16)")
     parser.add_argument("--executor", type=_list_of(_executor, "executor"),
                         default=["thread", "process"], metavar="KIND,...",
-                        help="executors to try: thread, process, serial (default: thread,process)")
+                        help="executors to try: thread, process, serial, dask (default: "
+                             "thread,process)")
     parser.add_argument("--threads", type=_list_of(positive_int, "thread count"),
                         default=[1], metavar="N,N,...",
                         help="threads in each worker process to try, for the process "

@@ -33,6 +33,7 @@ from .argtypes import (
     provider_name,
     provider_option,
 )
+from .cluster import add_cluster_options, cluster_options
 from .env import Environment, ExitStatus, Terminated
 
 if TYPE_CHECKING:
@@ -49,11 +50,13 @@ def add_run_options(parser: argparse.ArgumentParser, *, what: str) -> None:
                              "spread over columns (their cells joined by ', ')"
                              if what == "place" else f"CSV column holding the {what}")
     parser.add_argument("--executor", choices=EXECUTORS, default="thread",
-                        help="thread (default), process or serial")
+                        help="thread (default), process, serial or dask")
     parser.add_argument("--workers", type=positive_int, metavar="N",
                         help="pool size (default: 8 threads, or one process per CPU)")
     parser.add_argument("--threads", type=positive_int, default=1, metavar="N",
-                        help="threads in each worker process (--executor process; default 1)")
+                        help="threads in each worker process (--executor process or "
+                             "dask; default 1)")
+    add_cluster_options(parser)
     parser.add_argument("--rate", type=non_negative_float, metavar="PER_SECOND",
                         help="requests per second for the whole run (0: no limit)")
     parser.add_argument("--format", choices=FORMATS,
@@ -163,7 +166,7 @@ def run_options(args: argparse.Namespace, cache: Any = None) -> RunOptions:
     return RunOptions(executor=args.executor, workers=args.workers, threads=args.threads,
                       rate=args.rate, retries=args.retries, timeout=args.timeout, cache=cache,
                       max_requests=args.max_requests, max_throttled=args.max_throttled,
-                      max_wait=args.max_wait)
+                      max_wait=args.max_wait, **cluster_options(args))
 
 
 def cache_path(args: argparse.Namespace, cacheable: bool) -> str | None:

@@ -59,8 +59,8 @@ from collections.abc import Callable
 from multiprocessing.connection import wait as wait_for_ready
 from typing import Any, Protocol
 
-from ..exceptions import UsageError, WorkerStartError, describe
-from ..options import EXECUTORS
+from ..exceptions import RunAborted, UsageError, WorkerStartError, describe
+from ..options import EXECUTORS, RunOptions
 
 __all__ = [
     "EXECUTORS",
@@ -169,6 +169,10 @@ class Executor(ABC):
         """Drop the tasks not yet started; return their ids (an interrupt's drain then
         waits only for the tasks running)."""
         return []
+
+    def aborted(self) -> RunAborted | None:
+        """Why no task can run any more (a cluster's scheduler was lost), else None."""
+        return None
 
     @abstractmethod
     def stop(self, *, wait: bool = True) -> None:
@@ -901,10 +905,20 @@ def default_start_method() -> str:
     return "forkserver" if "forkserver" in methods else "spawn"
 
 
-def make_executor(kind: str, workers: int | None = None, *, threads: int = 1) -> Executor:
+def make_executor(kind: str, workers: int | None = None, *, threads: int = 1,
+                  options: RunOptions | None = None) -> Executor:
     """A new executor called ``kind`` with ``workers`` workers (its default if None)
-    and, for ``process``, ``threads`` threads in each worker process;
-    :meth:`Executor.start` it with a worker spec before submitting."""
+    and ``threads`` threads in each worker process (``process``, ``dask``);
+    :meth:`Executor.start` it with a worker spec before submitting. ``options``
+    (scheduler, client, chunk) serve the dask executor."""
+    if kind == "dask":
+        try:
+            from .dask_executor import DaskExecutor
+        except ImportError:
+            raise UsageError("executor dask needs dask.distributed and redis: "
+                             "pip install 'geofetch[dask]'") from None
+
+        return DaskExecutor.from_options(workers, threads, options)
     if kind not in EXECUTORS:
         raise UsageError(f"unknown executor {kind!r}; choose one of: {', '.join(EXECUTORS)}")
     if workers is None:

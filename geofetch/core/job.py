@@ -40,7 +40,7 @@ from ..options import RunOptions
 from ..redact import redact
 from .engine import Plan, Run
 from .executors import Executor, WorkerSpec, make_executor
-from .ratelimit import RequestGate
+from .gate import Gate, open_gate
 from .retry import RetryPolicy
 
 R = TypeVar("R")
@@ -80,7 +80,7 @@ class Work(Protocol[R]):
     def for_query(self, result: R, query: str) -> R:
         """A shared result, as the result of this row's own query text."""
 
-    def worker_spec(self, gate: RequestGate | None, policy: RetryPolicy,
+    def worker_spec(self, gate: Gate | None, policy: RetryPolicy,
                     timeout: float) -> WorkerSpec:
         """A picklable callable that builds one worker (called once per worker)."""
 
@@ -129,7 +129,7 @@ class Job(Generic[R]):
         #: Rate-limit answers seen, and the rate in force at the end (None: no limit).
         self.throttled = 0
         self.final_rate: float | None = None
-        self.gate: RequestGate | None = None
+        self.gate: Gate | None = None
         self.cache: Cache | None = None
         self.executor: Executor | None = None
         self._recent: OrderedDict[str, CacheEntry] = OrderedDict()
@@ -146,9 +146,7 @@ class Job(Generic[R]):
         stack = contextlib.ExitStack()
         try:
             if self.work.uses_network:
-                self.gate = RequestGate(self.rate, self.options.max_requests,
-                                        max_throttled=self.options.max_throttled,
-                                        processes=self.options.executor == "process")
+                self.gate = open_gate(self.rate, self.options)
                 stack.callback(self._close_gate)
             if self.work.cacheable:
                 self.cache = open_cache(self.options.cache)
@@ -159,7 +157,7 @@ class Job(Generic[R]):
             stack.callback(self.work.close)
             stack.enter_context(self._progress_bar())
             executor = make_executor(self.options.executor, self.options.workers,
-                                     threads=self.options.threads)
+                                     threads=self.options.threads, options=self.options)
             self.executor = executor
             executor.start(self.work.worker_spec(self.gate, self.policy, self.options.timeout),
                            task_seconds=self.task_seconds(executor.capacity))
@@ -271,8 +269,7 @@ class Job(Generic[R]):
         return self.work.failed(query, redact(error, self.work.secrets))
 
     def _stopped(self, query: str) -> R:
-        gate_reason = self.gate.aborted() if self.gate is not None else None
-        reason = self.aborted or gate_reason or RunAborted("run stopped")
+        reason = self.aborted or self._abort_reason() or RunAborted("run stopped")
         return self.work.failed(query, describe(reason))
 
     # -- running --------------------------------------------------------------------
@@ -303,8 +300,8 @@ class Job(Generic[R]):
         try:
             for result in run:
                 self.counts[getattr(result, "status", "failed")] += 1
-                if self.gate is not None and self.aborted is None:
-                    self.aborted = self.gate.aborted()
+                if self.aborted is None:
+                    self.aborted = self._abort_reason()
                     if self.aborted is not None:
                         run.stop()
                 if self._progress is not None:
@@ -314,6 +311,11 @@ class Job(Generic[R]):
             self.elapsed = time.perf_counter() - started
             if self.gate is not None:
                 self._read_gate()
+
+    def _abort_reason(self) -> RunAborted | None:
+        """Why the run must stop: its executor lost its cluster, or its gate aborted."""
+        lost = self.executor.aborted() if self.executor is not None else None
+        return lost or (self.gate.aborted() if self.gate is not None else None)
 
     @property
     def total(self) -> int:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from ..exceptions import ProviderError, RateLimited, RunAborted, TransientError, WaitTooLong
-from .ratelimit import RequestGate
+from .gate import Gate
 
 T = TypeVar("T")
 # One generator, not one per call (seeding reads os.urandom); reseeded in a forked
@@ -81,7 +81,7 @@ class Attempted(Generic[T]):
 def call_with_retries(
     request: Callable[[], T],
     policy: RetryPolicy,
-    gate: RequestGate | None,
+    gate: Gate | None,
     *,
     sleep: Callable[[float], None] = time.sleep,
     rng: random.Random | None = None,

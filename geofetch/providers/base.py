@@ -142,6 +142,9 @@ class Provider(ABC):
     #: The most requests per second the service allows (None: no limit known);
     #: a run asking for more is refused.
     max_rate: float | None = None
+    #: Why the service's usage policy forbids a distributed client (a dask cluster),
+    #: or None when it does not (the public Nominatim's policy does).
+    distributed_forbidden: str | None = None
     uses_network: ClassVar[bool] = True
     cacheable: ClassVar[bool] = True
     #: Whether :meth:`reverse` is implemented (an instance may say otherwise: a geopy

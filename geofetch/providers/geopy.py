@@ -76,6 +76,7 @@ from .base import (
     check_countries,
     check_language,
 )
+from .nominatim import DISTRIBUTED_FORBIDDEN
 
 __all__ = ["KEY_ENV", "PREFIX", "GeopyProvider", "geocoder_names"]
 
@@ -224,6 +225,7 @@ class GeopyProvider(Provider):
         if getattr(built, "domain", None) in PUBLIC_ONE_PER_SECOND:
             #: the public OpenStreetMap Nominatim allows 1 request per second at most
             self.max_rate = 1.0
+            self.distributed_forbidden = DISTRIBUTED_FORBIDDEN
         self._geocoder: Any = built
         self._geocode_kwargs = self._call_kwargs(built.geocode, countries=True)
         self.supports_reverse = callable(getattr(type(built), "reverse", None))

@@ -44,6 +44,13 @@ from .base import (
 )
 
 NOMINATIM_URL = "https://nominatim.openstreetmap.org"
+#: Why a dask run may not ask the public server: its usage policy
+#: (https://operations.osmfoundation.org/policies/nominatim/) forbids "heavy uses"
+#: and distributed clients.
+DISTRIBUTED_FORBIDDEN = ("the public Nominatim server (nominatim.openstreetmap.org) may "
+                         "not be asked by a distributed client (its usage policy): use "
+                         "--executor thread, or your own Nominatim with --base-url")
+
 #: The public server's host, and its usage policy: at most 1 request per second, an
 #: identifying User-Agent (or a contact), no distributed or heavy use.
 PUBLIC_HOST = "nominatim.openstreetmap.org"
@@ -146,6 +153,8 @@ class NominatimProvider(Provider):
         self.public = urlsplit(self.base_url).hostname == PUBLIC_HOST
         #: The most requests per second this server allows (None: no limit known).
         self.max_rate = 1.0 if self.public else None
+        if self.public:
+            self.distributed_forbidden = DISTRIBUTED_FORBIDDEN
         self.custom_agent = bool(user_agent)
         self.user_agent = user_agent or DEFAULT_USER_AGENT
         self.email = email

@@ -11,10 +11,10 @@ from dataclasses import replace
 from typing import Any
 
 from ..cache import CacheEntry
+from ..core.gate import Gate
 from ..core.job import Job
-from ..core.ratelimit import RequestGate
 from ..core.retry import RetryPolicy, call_with_retries
-from ..exceptions import InvalidAnswer, InvalidQuery, describe
+from ..exceptions import InvalidAnswer, InvalidQuery, UsageError, describe
 from ..models import (
     ADDRESS_FIELDS,
     FAILED,
@@ -38,7 +38,7 @@ class GeocodeWorker:
     keeps it until :meth:`close`.
     """
 
-    def __init__(self, provider: Provider, gate: RequestGate | None, policy: RetryPolicy,
+    def __init__(self, provider: Provider, gate: Gate | None, policy: RetryPolicy,
                  timeout: float) -> None:
         self.provider = copy.copy(provider)
         self.provider.open()
@@ -199,9 +199,18 @@ class GeocodeWork:
     def for_query(self, result: GeocodeResult, query: str) -> GeocodeResult:
         return result if result.query == query else replace(result, query=query)
 
-    def worker_spec(self, gate: RequestGate | None, policy: RetryPolicy,
+    def worker_spec(self, gate: Gate | None, policy: RetryPolicy,
                     timeout: float) -> Callable[[], GeocodeWorker]:
         return functools.partial(GeocodeWorker, self.provider, gate, policy, timeout)
+
+
+def check_policy(provider: Provider, options: RunOptions | None) -> None:
+    """Raise :class:`UsageError` when the run goes against the service's usage policy
+    in a way geofetch refuses: a distributed executor (``dask``) where the policy
+    forbids one (:attr:`Provider.distributed_forbidden`)."""
+    if (options is not None and options.executor == "dask"
+            and provider.distributed_forbidden is not None):
+        raise UsageError(provider.distributed_forbidden)
 
 
 def geocode_job(
@@ -225,6 +234,7 @@ def geocode_job(
     """
     instance = get_provider(provider, key=key, base_url=base_url, countries=countries,
                             language=language)
+    check_policy(instance, options)
     return Job(places, GeocodeWork(instance), options, window=window, keep_raw=keep_raw)
 
 
@@ -247,6 +257,11 @@ def iter_geocode(
     max_throttled: int | None = 20,
     max_wait: float = 300.0,
     progress: Progress = False,
+    gate: str | None = None,
+    gate_name: str | None = None,
+    scheduler: str | None = None,
+    client: Any = None,
+    chunk: int | None = None,
 ) -> Iterator[GeocodeResult]:
     """Geocode ``places`` lazily: one result per place, in input order, in bounded
     memory (the input is read only a window ahead of the results).
@@ -256,7 +271,9 @@ def iter_geocode(
     """
     options = RunOptions(executor=executor, workers=workers, threads=threads, rate=rate,
                          retries=retries, timeout=timeout, cache=cache, max_requests=max_requests,
-                         max_throttled=max_throttled, max_wait=max_wait, progress=progress)
+                         max_throttled=max_throttled, max_wait=max_wait, progress=progress,
+                         gate=gate, gate_name=gate_name, scheduler=scheduler, client=client,
+                         chunk=chunk)
     job = geocode_job(places, provider=provider, key=key, base_url=base_url,
                       countries=countries, language=language, options=options)
     return _iterate(job)
@@ -286,6 +303,11 @@ def geocode_many(
     max_throttled: int | None = 20,
     max_wait: float = 300.0,
     progress: Progress = False,
+    gate: str | None = None,
+    gate_name: str | None = None,
+    scheduler: str | None = None,
+    client: Any = None,
+    chunk: int | None = None,
 ) -> list[GeocodeResult]:
     """Geocode every place; return one :class:`GeocodeResult` per place, in order.
 
@@ -294,11 +316,11 @@ def geocode_many(
       ``countries`` (ISO 3166-1 alpha-2 codes, ``"DE,AT"`` or a list: answers only
       there) and ``language`` (a language tag such as ``"de"``; google and nominatim)
       go to a provider named by string.
-    * ``executor``, ``workers``, ``threads``, ``rate``, ``retries``, ``timeout`` (seconds per
-      request, whole), ``cache``, ``max_requests``, ``max_throttled``, ``max_wait``,
-      ``progress``: see
-      :class:`~geofetch.options.RunOptions` (``rate=None``: the provider's default,
-      ``0``: no limit).
+    * ``executor``, ``workers``, ``threads``, ``rate``, ``retries``, ``timeout``
+      (seconds per request, whole), ``cache``, ``max_requests``, ``max_throttled``,
+      ``max_wait``, ``progress``, ``gate``, ``gate_name``, ``scheduler``, ``client``,
+      ``chunk``: see :class:`~geofetch.options.RunOptions` (``rate=None``: the
+      provider's default, ``0``: no limit).
 
     Per-row failures are in the results. Raises :class:`UsageError` for a bad option
     (before any request) and :class:`CacheError` for an unusable cache file.
@@ -308,4 +330,5 @@ def geocode_many(
                              workers=workers, threads=threads, rate=rate, retries=retries,
                              timeout=timeout, cache=cache, max_requests=max_requests,
                              max_throttled=max_throttled, max_wait=max_wait,
-                             progress=progress))
+                             progress=progress, gate=gate, gate_name=gate_name,
+                             scheduler=scheduler, client=client, chunk=chunk))

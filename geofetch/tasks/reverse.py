@@ -21,15 +21,15 @@ from dataclasses import replace
 from typing import Any
 
 from ..cache import CacheEntry
+from ..core.gate import Gate
 from ..core.job import Job
-from ..core.ratelimit import RequestGate
 from ..core.retry import RetryPolicy, call_with_retries
 from ..exceptions import InvalidQuery, UsageError, describe
 from ..models import FAILED, INVALID, NOT_FOUND, OK, Rejected, ReverseResult
 from ..options import Progress, RunOptions
 from ..providers import Provider, get_provider
 from ..redact import redact
-from .geocode import answer_fields, cached_fields, redact_values
+from .geocode import answer_fields, cached_fields, check_policy, redact_values
 
 #: Decimal places a point is rounded to for the request, the cache and deduplication.
 KEY_DECIMALS = 6
@@ -93,7 +93,7 @@ def parse_point(point: str) -> tuple[float, float]:
 class ReverseWorker:
     """One worker's task function: reverse geocode one point, never raise."""
 
-    def __init__(self, provider: Provider, gate: RequestGate | None, policy: RetryPolicy,
+    def __init__(self, provider: Provider, gate: Gate | None, policy: RetryPolicy,
                  timeout: float) -> None:
         self.provider = copy.copy(provider)
         self.provider.open()
@@ -195,7 +195,7 @@ class ReverseWork:
         lat, lng = _point_or_none(query)
         return replace(result, query=str(query), lat=lat, lng=lng)
 
-    def worker_spec(self, gate: RequestGate | None, policy: RetryPolicy,
+    def worker_spec(self, gate: Gate | None, policy: RetryPolicy,
                     timeout: float) -> Callable[[], ReverseWorker]:
         return functools.partial(ReverseWorker, self.provider, gate, policy, timeout)
 
@@ -242,6 +242,7 @@ def reverse_job(
     instance = get_provider(provider, key=key, base_url=base_url, countries=countries,
                             language=language, max_distance=max_distance)
     queries = (as_point(item) for item in points)
+    check_policy(instance, options)
     return Job(queries, ReverseWork(instance), options, window=window, keep_raw=keep_raw)
 
 
@@ -265,12 +266,19 @@ def iter_reverse(
     max_throttled: int | None = 20,
     max_wait: float = 300.0,
     progress: Progress = False,
+    gate: str | None = None,
+    gate_name: str | None = None,
+    scheduler: str | None = None,
+    client: Any = None,
+    chunk: int | None = None,
 ) -> Iterator[ReverseResult]:
     """Reverse geocode ``points`` lazily: one :class:`ReverseResult` per point, in
     input order, in bounded memory. Options as :func:`reverse_many`."""
     options = RunOptions(executor=executor, workers=workers, threads=threads, rate=rate,
                          retries=retries, timeout=timeout, cache=cache, max_requests=max_requests,
-                         max_throttled=max_throttled, max_wait=max_wait, progress=progress)
+                         max_throttled=max_throttled, max_wait=max_wait, progress=progress,
+                         gate=gate, gate_name=gate_name, scheduler=scheduler, client=client,
+                         chunk=chunk)
     job = reverse_job(points, provider=provider, key=key, base_url=base_url,
                       countries=countries, language=language, max_distance=max_distance,
                       options=options)
@@ -302,6 +310,11 @@ def reverse_many(
     max_throttled: int | None = 20,
     max_wait: float = 300.0,
     progress: Progress = False,
+    gate: str | None = None,
+    gate_name: str | None = None,
+    scheduler: str | None = None,
+    client: Any = None,
+    chunk: int | None = None,
 ) -> list[ReverseResult]:
     """Reverse geocode every point; return one :class:`ReverseResult` per point, in order.
 
@@ -323,4 +336,6 @@ def reverse_many(
                              threads=threads,
                              rate=rate, retries=retries, timeout=timeout, cache=cache,
                              max_requests=max_requests, max_throttled=max_throttled,
-                             max_wait=max_wait, progress=progress))
+                             max_wait=max_wait, progress=progress, gate=gate,
+                             gate_name=gate_name, scheduler=scheduler, client=client,
+                             chunk=chunk))

@@ -74,8 +74,8 @@ from dataclasses import replace
 from typing import Any
 
 from ...cache import CacheEntry
+from ...core.gate import Gate
 from ...core.job import Job
-from ...core.ratelimit import RequestGate
 from ...core.retry import RetryPolicy
 from ...exceptions import UsageError
 from ...http import DEFAULT_USER_AGENT
@@ -143,7 +143,7 @@ class FetchWork:
     def for_query(self, result: FetchResult, query: str) -> FetchResult:
         return result if result.url == query else replace(result, url=query)
 
-    def worker_spec(self, gate: RequestGate | None, policy: RetryPolicy,
+    def worker_spec(self, gate: Gate | None, policy: RetryPolicy,
                     timeout: float) -> Callable[[], FetchWorker]:
         return functools.partial(FetchWorker, self.options, self.directory(), gate, policy,
                                  timeout)
@@ -231,6 +231,11 @@ def iter_fetch(
     max_throttled: int | None = 20,
     max_wait: float = 300.0,
     progress: Progress = False,
+    gate: str | None = None,
+    gate_name: str | None = None,
+    scheduler: str | None = None,
+    client: Any = None,
+    chunk: int | None = None,
 ) -> Iterator[FetchResult]:
     """Fetch ``urls`` lazily: one result per URL, in input order, bounded memory.
 
@@ -241,7 +246,9 @@ def iter_fetch(
                           ignore_robots=ignore_robots, user_agent=user_agent)
     options = RunOptions(executor=executor, workers=workers, threads=threads, rate=rate,
                          retries=retries, timeout=timeout, cache=cache, max_requests=max_requests,
-                         max_throttled=max_throttled, max_wait=max_wait, progress=progress)
+                         max_throttled=max_throttled, max_wait=max_wait, progress=progress,
+                         gate=gate, gate_name=gate_name, scheduler=scheduler, client=client,
+                         chunk=chunk)
     return _iterate(fetch_job(urls, fetch=fetch, options=options))
 
 
@@ -269,6 +276,11 @@ def fetch_many(
     max_throttled: int | None = 20,
     max_wait: float = 300.0,
     progress: Progress = False,
+    gate: str | None = None,
+    gate_name: str | None = None,
+    scheduler: str | None = None,
+    client: Any = None,
+    chunk: int | None = None,
 ) -> list[FetchResult]:
     """Fetch every URL; return one :class:`FetchResult` per URL, in order.
 
@@ -291,4 +303,5 @@ def fetch_many(
                            executor=executor, workers=workers, threads=threads, rate=rate,
                            retries=retries, timeout=timeout, cache=cache, max_requests=max_requests,
                            max_throttled=max_throttled, max_wait=max_wait,
-                           progress=progress))
+                           progress=progress, gate=gate, gate_name=gate_name,
+                           scheduler=scheduler, client=client, chunk=chunk))

@@ -17,7 +17,7 @@ import struct
 import time
 from collections.abc import Callable, Iterator
 
-from ...core.ratelimit import RequestGate
+from ...core.gate import Gate
 from .urls import digest
 
 _SLOT_POLL = (0.005, 0.02)  # first and longest wait, seconds, for a free host slot
@@ -38,7 +38,7 @@ class HostSlots:
         self.per_host = per_host
 
     @contextlib.contextmanager
-    def hold(self, host: str, gate: RequestGate | None = None) -> Iterator[None]:
+    def hold(self, host: str, gate: Gate | None = None) -> Iterator[None]:
         """Hold one of ``host``'s slots; raise the run's abort error while waiting."""
         if not self.per_host:
             yield
@@ -83,7 +83,7 @@ class CrawlDelays:
     def __init__(self, directory: str) -> None:
         self.directory = directory
 
-    def wait(self, origin: str, delay: float, gate: RequestGate | None = None) -> None:
+    def wait(self, origin: str, delay: float, gate: Gate | None = None) -> None:
         """Sleep until a request to ``origin`` may go, ``delay`` seconds after the
         previous one; raise the run's abort error while waiting."""
         def reserve(reserved: float, last: float, now: float) -> tuple[float, float, float]:
@@ -124,7 +124,7 @@ class CrawlDelays:
         return result
 
     @staticmethod
-    def _sleep_until(when: float, gate: RequestGate | None) -> None:
+    def _sleep_until(when: float, gate: Gate | None) -> None:
         while True:
             if gate is not None:
                 gate.check()

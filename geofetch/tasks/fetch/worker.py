@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from ...core.ratelimit import RequestGate
+from ...core.gate import Gate
+from ...core.redis_gate import RedisGate
 from ...core.retry import Attempted, RetryPolicy, call_with_retries
 from ...exceptions import (
     ContentDecodingError,
@@ -36,6 +37,7 @@ from .robots import (
     product_token,
     robots_text,
 )
+from .shared import SharedCrawlDelays, SharedHostSlots, SharedRobotsBook
 from .urls import check_url, origin_of
 
 #: Redirect hops followed for a page, and for a robots.txt (RFC 9309: at least 5).
@@ -77,15 +79,23 @@ class _Page:
 class FetchWorker:
     """One worker's task function: fetch one URL, never raise."""
 
-    def __init__(self, options: FetchOptions, directory: str, gate: RequestGate | None,
+    def __init__(self, options: FetchOptions, directory: str, gate: Gate | None,
                  policy: RetryPolicy, timeout: float) -> None:
         self.options = options
         self.gate = gate
         self.policy = policy
         self.timeout = timeout
-        self.slots = HostSlots(directory, options.per_host)
-        self.robots = RobotsBook(directory)
-        self.delays = CrawlDelays(directory)
+        self.slots: HostSlots | SharedHostSlots
+        self.robots: RobotsBook | SharedRobotsBook
+        self.delays: CrawlDelays | SharedCrawlDelays
+        if isinstance(gate, RedisGate):  # workers on many machines: Redis, not files
+            self.slots = SharedHostSlots(gate, options.per_host)
+            self.robots = SharedRobotsBook(gate)
+            self.delays = SharedCrawlDelays(gate)
+        else:
+            self.slots = HostSlots(directory, options.per_host)
+            self.robots = RobotsBook(directory)
+            self.delays = CrawlDelays(directory)
         self.token = product_token(options.user_agent)
         self.client = HTTPClient(headers={
             "User-Agent": options.user_agent,
