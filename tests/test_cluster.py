@@ -251,6 +251,20 @@ def test_public_nominatim_refuses_a_distributed_executor(cli, tmp_path):
     assert result.stderr.count("\n") == 1 and "usage policy" in result.stderr
 
 
+@pytest.mark.parametrize("argv", [
+    ["reverse", "-", "--provider", "nominatim", "--email", "a@example.org"],
+    ["geocode", "-", "--provider", "geopy:nominatim", "--provider-option",
+     "user_agent=geofetch-tests"],
+], ids=["reverse", "geopy"])
+def test_public_nominatim_refuses_a_distributed_executor_by_any_road(cli, argv):
+    # Before the merge the check sat in geocode_job alone: reverse and geopy's own
+    # Nominatim class reached the public server from a dask cluster.
+    pytest.importorskip("geopy")
+    result = cli([*argv, "--executor", "dask"], stdin="52.5,13.4\n")
+    assert result.status == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "usage policy" in result.stderr
+
+
 def test_an_unreachable_gate_is_a_usage_error_without_its_password(cli, tmp_path):
     port = RedisServer().port  # nothing listens there
     result = cli(["geocode", _places(tmp_path, 3), "--rate", "5",
