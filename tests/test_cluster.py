@@ -614,6 +614,41 @@ def test_shared_robots_book_downloads_once_for_every_copy(redis_url):
     assert redis.Redis.from_url(redis_url).keys(f"geofetch:{{{gate.name}}}:*") == []
 
 
+def test_a_verdict_stored_between_a_read_and_the_lock_is_not_asked_again(redis_url):
+    """The interleaving that made the dask fetch test see robots.txt asked 3 times
+    for 2 origins: worker A reads no verdict; worker B takes the lock, downloads,
+    stores its verdict and lets go; A then takes the free lock. A must read again
+    under the lock, not download a second time."""
+    from geofetch.tasks.fetch import shared
+    from geofetch.tasks.fetch.robots import RobotsVerdict
+
+    gate = RedisGate(redis_url, rate=0)
+    downloads = []
+
+    def download():
+        downloads.append(1)
+        return RobotsVerdict("rules", "User-agent: *\nDisallow: /x\n"), 1, None
+
+    class LateReader(shared.SharedRobotsBook):
+        """A copy whose first read sees nothing, while another copy does it all."""
+
+        reads = 0
+
+        def _stored(self, key):
+            self.reads += 1
+            if self.reads == 1:
+                shared.SharedRobotsBook(self.store).lookup("http://example.org", download)
+                return None
+            return super()._stored(key)
+
+    try:
+        verdict, attempts, error = LateReader(gate).lookup("http://example.org", download)
+        assert (len(downloads), attempts, error) == (1, 0, None)
+        assert verdict.text == "User-agent: *\nDisallow: /x\n"
+    finally:
+        gate.close()
+
+
 @pytest.mark.timeout(180)
 def test_a_row_that_hangs_its_dask_worker_fails_with_worker_timeout():
     from .fakes import FakeProvider

@@ -111,6 +111,10 @@ class SharedRobotsBook:
     def __getstate__(self) -> dict[str, Any]:
         return {"store": self.store, "_known": {}}
 
+    def _stored(self, key: str) -> RobotsVerdict | None:
+        record = self.store.execute(lambda client: client.hgetall(key))
+        return RobotsVerdict(record["kind"], record["text"]) if record else None
+
     def lookup(self, origin: str, download: Callable[[], Decided]) -> Decided:
         """The verdict for ``origin``, with the requests this call made and the error
         that left it undecided (the run was aborted), if any."""
@@ -121,15 +125,22 @@ class SharedRobotsBook:
         lock, token = key + ":lock", uuid.uuid4().hex
         wait = _POLL[0]
         while True:
-            record = self.store.execute(lambda client: client.hgetall(key))
-            if record:
-                verdict = RobotsVerdict(record["kind"], record["text"])
+            verdict = self._stored(key)
+            if verdict is not None:
                 self._known[origin] = verdict
                 return verdict, 0, None
             took = self.store.execute(lambda client: client.set(
                 lock, token, nx=True, px=int(ROBOTS_LOCK_SECONDS * 1000)))
             if took:
-                break
+                # the holder before us may have stored its verdict and let go of the
+                # lock between our read and our take: read again under the lock
+                verdict = self._stored(key)
+                if verdict is None:
+                    break
+                self._known[origin] = verdict
+                with contextlib.suppress(GateUnavailable):
+                    self.store.execute(lambda client: client.delete(lock))
+                return verdict, 0, None
             _sleep(wait, self.store)
             wait = min(wait * 2, _POLL[1])
         try:
