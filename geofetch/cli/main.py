@@ -18,10 +18,11 @@ import argparse
 import contextlib
 import importlib
 import os
+import select
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import IO, NoReturn
 
 from .._version import __version__
 from ..exceptions import describe
@@ -63,7 +64,11 @@ def run_cli(argv: Sequence[str] | None = None, env: Environment | None = None) -
         return int(exc.code or 0) if not isinstance(exc.code, str) else ExitStatus.USAGE
     try:
         return int(args.func(args, env))
-    except BrokenPipeError:
+    except BrokenPipeError as exc:
+        if not reader_gone(env.stdout):
+            # Some other pipe or socket (a dead forkserver's, a server's): a failure,
+            # never `| head` going away, or a run would end 0 with rows not written.
+            return report(exc, env, verbose=getattr(args, "verbose", 0))
         # The reader went away (| head): not an error of ours.
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115
@@ -72,6 +77,19 @@ def run_cli(argv: Sequence[str] | None = None, env: Environment | None = None) -
         if isinstance(exc, SystemExit):
             raise
         return report(exc, env, verbose=getattr(args, "verbose", 0))
+
+
+def reader_gone(stream: IO[str]) -> bool:
+    """Whether ``stream`` is a pipe whose reading end was closed (``| head`` ended):
+    ``poll`` reports ``POLLERR`` for it. False for a file, a terminal, a stream
+    without a descriptor, and where ``poll`` is missing."""
+    try:
+        fd = stream.fileno()
+        poller = select.poll()
+    except (AttributeError, OSError, ValueError):
+        return False
+    poller.register(fd, select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poller.poll(0))
 
 
 def report(exc: BaseException, env: Environment, *, verbose: int = 0) -> int:

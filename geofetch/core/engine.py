@@ -21,7 +21,9 @@ The engine neither starts nor stops the executor: the job that owns it does
 Stopping: :meth:`Run.stop` (credentials refused, budget spent) makes every item
 not yet submitted finish with ``stopped(item)``; :meth:`Run.interrupt` (a signal)
 stops reading, waits up to ``grace`` seconds for tasks in flight, yields the
-contiguous finished prefix, then raises the given exception.
+contiguous finished prefix, then raises the given exception. A task whose worker
+is lost once the run is interrupted (a signal to the process group reaches the
+workers too) is not done: it gets no result, never a ``failed`` one.
 """
 
 from __future__ import annotations
@@ -123,13 +125,16 @@ class Run(Generic[T, R]):
         def settle(task_id: int, kind: str, value: Any) -> None:
             if kind == "raise":
                 raise value
-            if kind == "cancelled":  # dropped unstarted on an interrupt: no result
+            if kind == "cancelled" or (kind == "lost" and self._interrupt is not None):
+                # Dropped unstarted on an interrupt, or its worker died once the run was
+                # interrupted (a signal to the whole process group reaches the workers
+                # too): the row is not done, so it has no result, never a failed one.
                 dropped = tasks.pop(task_id, None)
                 if dropped is not None and dropped.key is not None:
                     by_key.pop(dropped.key, None)
                 return
             task = tasks[task_id]
-            if kind == "lost" and task.lost < self.lost_retries and drain_until is None:
+            if kind == "lost" and task.lost < self.lost_retries:
                 task.lost += 1
                 executor.submit(task_id, task.payload, alone=True)
                 return

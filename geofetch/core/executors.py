@@ -41,6 +41,20 @@ Workers are started from a ``forkserver`` context (``spawn`` where
 that is missing; forking a parent that already runs threads is unsafe), taken with
 ``multiprocessing.get_context``: no global ``multiprocessing`` setting of the host
 application (start method, forkserver preload) is changed.
+
+Signals and kills from outside. A worker process ignores SIGINT and SIGTERM: sent to
+the whole process group (a terminal's Ctrl-C, a shell's or ``timeout``'s or
+systemd's SIGTERM), they are the parent's to act on; it drains the run and then
+stops its workers (SIGKILL for one that will not stop). The forkserver ignores only
+SIGINT, so such a SIGTERM (or a ``kill -9``) ends it: a forkserver child's sentinel
+is a pipe from the forkserver, which then closes with no exit status
+(``multiprocessing`` reports code 255) although the worker lives on. A worker whose
+sentinel fires while its own pipe is still open is such an orphan: it keeps its
+tasks and is watched through its pipe alone. Starting a worker while the
+forkserver is dying fails (the socket refuses, or closes before answering: an
+``OSError`` or ``EOFError``); it is tried again (``multiprocessing`` starts a new
+forkserver once the dead one is reaped), and a start that fails every try counts
+as a worker that died at start.
 """
 
 from __future__ import annotations
@@ -98,6 +112,14 @@ _CANCEL = "cancel"
 _WATCH_SECONDS = 0.25
 #: How long :meth:`Executor.stop` waits for busy workers before it returns anyway.
 STOP_GRACE_SECONDS = 0.8
+#: Signals a worker process ignores: sent to the whole process group, they are the
+#: parent's to act on (it drains the run and stops its workers itself).
+_PARENTS_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: Tries to start one worker process before its start counts as a failed one, and the
+#: pause (seconds) between two tries: a forkserver that just died is only restarted
+#: by ``multiprocessing`` once it has been reaped.
+_START_TRIES = 5
+_START_PAUSE = 0.1
 
 
 def capture(worker: Worker | None, payload: Any, init_error: str = "") -> Outcome:
@@ -367,8 +389,10 @@ def _process_main(conn: Any, spec: WorkerSpec, threads: int = 1,
     Results go back one message per batch (or every ``_FLUSH_SECONDS`` within a slow
     batch): one message per task would make the parent's pipe reads the bottleneck.
     """
-    # Ctrl-C reaches the whole process group; the parent decides what it means.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C reaches the whole process group, and so does a SIGTERM from a shell,
+    # `timeout` or systemd: the parent decides what either means (drain, then stop us).
+    for signum in _PARENTS_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
     if threads > 1:
         _ThreadedServer(conn, spec, threads, task_seconds).run()
         return
@@ -619,6 +643,8 @@ class _Worker:
         self.suspect = False
         self.progress_at = time.monotonic()  # its last answer, or work given when idle
         self.timed_out = False
+        self.orphan = False  # its forkserver died: watched through its pipe alone
+        self.exited = False  # (an orphan) its pipe reached EOF
 
 
 class ProcessExecutor(Executor):
@@ -664,19 +690,52 @@ class ProcessExecutor(Executor):
         self._task_seconds: float | None = None
         self._broken: str | None = None  # why the pool gave up on its workers
         self._given_up: Completed = []
+        self._start_failure = ""  # why the last start of a worker process failed
 
     def start(self, spec: WorkerSpec, *, task_seconds: float | None = None) -> None:
         """Start ``workers`` processes; each builds its worker from ``spec`` once."""
         self._spec = spec
         self._task_seconds = task_seconds
-        for _ in range(self.workers):
-            self._pool.append(self._spawn())
+        self._replenish([])
 
     @property
     def capacity(self) -> int:
         return self.workers * self._prefetch * self._batch
 
-    def _spawn(self) -> _Worker:
+    def _replenish(self, done: Completed) -> None:
+        """Start workers until the pool is full again.
+
+        A worker that cannot be started (the forkserver was killed: its socket
+        refuses, or it closes before answering; :data:`_START_TRIES` tries) counts
+        as a worker that died at start: :data:`_MAX_FAILED_STARTS` in a row give up
+        on the pool, failing its tasks (never an internal error, never a lost row).
+        """
+        while (not self._closed and self._broken is None
+               and len([w for w in self._pool if not w.dead]) < self.workers):
+            worker = self._spawn()
+            if worker is not None:
+                self._pool.append(worker)
+                continue
+            self._failed_starts += 1
+            self._start_errors = 0  # not the script's fault: no __main__ hint
+            if self._failed_starts >= _MAX_FAILED_STARTS:
+                self._give_up(f"a start that failed: {self._start_failure}", done)
+            return  # try again on the next call
+
+    def _spawn(self) -> _Worker | None:
+        """One new worker process, or None if it could not be started."""
+        for attempt in range(_START_TRIES):
+            if attempt:
+                time.sleep(_START_PAUSE)  # let the dead forkserver be reaped, restarted
+            try:
+                return self._start_process()
+            except (OSError, EOFError) as exc:  # the forkserver died under us
+                self._start_failure = describe(exc)
+                log.warning("starting a worker process failed (try %d of %d): %s",
+                            attempt + 1, _START_TRIES, self._start_failure)
+        return None
+
+    def _start_process(self) -> _Worker:
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
             target=_process_main,
@@ -688,12 +747,18 @@ class ProcessExecutor(Executor):
             daemon=True,
         )
         unset = multiprocessing.get_start_method(allow_none=True) is None
-        process.start()
-        if unset and multiprocessing.get_start_method(allow_none=True) is not None:
-            # Starting a forkserver or spawn process pins the host's default start
-            # method as a side effect (multiprocessing.spawn.get_preparation_data asks
-            # for it): give the host back its unset default.
-            multiprocessing.set_start_method(None, force=True)
+        try:
+            process.start()
+        except BaseException:
+            parent_conn.close()  # a child forked before the failure reads EOF and exits
+            child_conn.close()
+            raise
+        finally:
+            if unset and multiprocessing.get_start_method(allow_none=True) is not None:
+                # Starting a forkserver or spawn process pins the host's default start
+                # method as a side effect (multiprocessing.spawn.get_preparation_data
+                # asks for it): give the host back its unset default.
+                multiprocessing.set_start_method(None, force=True)
         child_conn.close()
         return _Worker(process, parent_conn)
 
@@ -741,7 +806,8 @@ class ProcessExecutor(Executor):
         done, self._given_up = self._given_up, []
         self._dispatch()
         live = [w for w in self._pool if not w.dead]
-        handles = [w.conn for w in live] + [w.process.sentinel for w in live]
+        handles = [w.conn for w in live] + [w.process.sentinel for w in live
+                                            if not w.orphan]
         if done or not handles:
             timeout = 0
         elif self._task_seconds is not None and timeout is not None:
@@ -752,11 +818,64 @@ class ProcessExecutor(Executor):
                 continue  # the pool was stopped meanwhile
             if worker.conn in ready:
                 self._receive(worker, done)
-            if worker.process.sentinel in ready or worker.dead:
+            if not worker.orphan and worker.process.sentinel in ready:
+                self._receive(worker, done)  # a worker that exited: its pipe is at EOF
+                if not worker.dead and self._orphaned(worker):
+                    continue
+                self._bury(worker, done)
+            elif worker.dead:
                 self._bury(worker, done)
         self._kill_hung(done)
+        self._replenish(done)
         self._dispatch()
         return done
+
+    def _orphaned(self, worker: _Worker) -> bool:
+        """Whether a worker whose sentinel fired is alive after all, its forkserver
+        gone (killed, or a SIGTERM to the process group): a forkserver child's
+        sentinel is a pipe from the forkserver, which closes without an exit status
+        (multiprocessing then reports code 255) while the worker's own pipe, read up
+        to EOF by the caller, is still open. From then on the worker is watched
+        through its pipe alone: EOF there is its death."""
+        if self._ctx.get_start_method() != "forkserver" or worker.process.exitcode != 255:
+            return False
+        worker.orphan = True
+        log.warning("the forkserver of worker process %s is gone; the worker goes on",
+                    worker.process.pid)
+        return True
+
+    @staticmethod
+    def _signal(worker: _Worker, signum: int) -> None:
+        """Send ``signum`` to a worker still running (an orphan by its pid: its
+        ``Process`` object already counts it exited)."""
+        if not worker.orphan:
+            if worker.process.is_alive():
+                os.kill(worker.process.pid, signum)
+            return
+        if not worker.exited:
+            try:
+                os.kill(worker.process.pid, signum)
+            except ProcessLookupError:
+                worker.exited = True
+
+    @staticmethod
+    def _join(worker: _Worker, timeout: float) -> None:
+        """Wait up to ``timeout`` s for a worker to exit (an orphan: for EOF on its pipe)."""
+        if not worker.orphan:
+            worker.process.join(timeout)
+            return
+        until = time.monotonic() + timeout
+        while not worker.exited:
+            if not wait_for_ready([worker.conn], max(0.0, until - time.monotonic())):
+                return
+            try:
+                worker.conn.recv()
+            except (EOFError, OSError):
+                worker.exited = True
+
+    @staticmethod
+    def _running(worker: _Worker) -> bool:
+        return not worker.exited if worker.orphan else worker.process.is_alive()
 
     def cancel_queued(self) -> list[int]:
         """Drop the tasks not yet sent, and ask each worker to drop those it holds but
@@ -780,7 +899,7 @@ class ProcessExecutor(Executor):
         for worker in [w for w in self._pool if not w.dead]:
             if worker.outstanding and worker.progress_at < limit:
                 worker.timed_out = True
-                worker.process.kill()  # SIGKILL ends even a stopped (SIGSTOP) process
+                self._signal(worker, signal.SIGKILL)  # ends even a stopped (SIGSTOP) one
                 self._bury(worker, done)
 
     def _receive(self, worker: _Worker, done: Completed) -> None:
@@ -826,7 +945,11 @@ class ProcessExecutor(Executor):
         worker.dead = True
         worker.process.join(timeout=5)
         code = worker.process.exitcode
-        cause = f"signal {-code}" if code is not None and code < 0 else f"code {code}"
+        if worker.orphan:  # its exit status went with the forkserver
+            code = None
+            cause = "a status unknown (its forkserver was gone)"
+        else:
+            cause = f"signal {-code}" if code is not None and code < 0 else f"code {code}"
         if worker.timed_out:
             error = (f"WorkerTimeout: the worker process sent nothing for "
                      f"{self._task_seconds:g} s and was killed")
@@ -846,8 +969,7 @@ class ProcessExecutor(Executor):
         if self._failed_starts >= _MAX_FAILED_STARTS:
             self._give_up(cause, done)
             return
-        if not self._closed:
-            self._pool.append(self._spawn())
+        self._replenish(done)
 
     def _give_up(self, cause: str, done: Completed) -> None:
         """Stop starting workers: fail every task held or to come (or, for a script
@@ -883,16 +1005,15 @@ class ProcessExecutor(Executor):
             except (OSError, EOFError, ValueError):
                 pass
         grace = 30.0 if wait else STOP_GRACE_SECONDS / 2
-        for step, deadline in (("wait", grace), ("terminate", 0.3), ("kill", 5.0)):
+        # A worker ignores SIGTERM (see _PARENTS_SIGNALS): SIGKILL is the last resort.
+        for step, deadline in (("wait", grace), ("kill", 5.0)):
             until = time.monotonic() + deadline
             for worker in self._pool:
-                if step == "terminate" and worker.process.is_alive():
-                    worker.process.terminate()
-                elif step == "kill" and worker.process.is_alive():
-                    worker.process.kill()
+                if step == "kill":
+                    self._signal(worker, signal.SIGKILL)
             for worker in self._pool:
-                worker.process.join(max(0.0, until - time.monotonic()))
-            if not any(worker.process.is_alive() for worker in self._pool):
+                self._join(worker, max(0.0, until - time.monotonic()))
+            if not any(self._running(worker) for worker in self._pool):
                 break
         for worker in self._pool:
             worker.conn.close()
