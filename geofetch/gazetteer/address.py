@@ -80,11 +80,14 @@ _POSTCODE_SHAPES = re.compile(
 @dataclass(frozen=True)
 class Segment:
     """A run of folded words that may name a place: ``words``, the comma ``part``
-    (0-based) it is in, and whether it is a ``street``."""
+    (0-based) it is in, whether it is a ``street``, and whether its part opens with a
+    house number before it (``numbered``: "1-2-3 Honcho", a block or a street, seldom
+    the city itself)."""
 
     words: tuple[str, ...]
     part: int
     street: bool
+    numbered: bool = False
 
     @property
     def key(self) -> str:
@@ -166,13 +169,23 @@ def parse_query(query: str) -> ParsedQuery:
             else:
                 pieces.append((False, words))
         streets = [not is_number and is_street(tuple(tokens)) for is_number, tokens in pieces]
+        for at in range(1, len(pieces)):
+            # After a postcode comes the city, and a short last word is its region's
+            # abbreviation ("95131 Catania CT", "20121 Milano PL"), not "Court".
+            number, tokens = pieces[at - 1][1], pieces[at][1]
+            if streets[at] and pieces[at - 1][0] and len(tokens) > 1 and len(tokens[-1]) <= 3:
+                text = " ".join(number)
+                if sum(ch.isdigit() for ch in text) >= 4 or _POSTCODE_SHAPES.fullmatch(text):
+                    streets[at] = is_street(tuple(tokens[:-1]))
         kept = pieces[1:] if pieces and pieces[0][0] else pieces
         names.append(" ".join(fold(" ".join(tokens)) if is_number else " ".join(tokens)
                               for is_number, tokens in kept))
+        house_number_first = False
         for at, (is_number, tokens) in enumerate(pieces):
             if not is_number:
                 if tokens:
-                    segments.append(Segment(tuple(tokens), part_number, streets[at]))
+                    numbered = at == 1 and house_number_first
+                    segments.append(Segment(tuple(tokens), part_number, streets[at], numbered))
                 continue
             text = " ".join(tokens)
             by_street = (at > 0 and streets[at - 1]) or (at + 1 < len(pieces) and streets[at + 1])
@@ -182,4 +195,5 @@ def parse_query(query: str) -> ParsedQuery:
                     postcode = text.lstrip("\u3012")  # the Japanese postal mark
             else:
                 house_number = True
+                house_number_first = at == 0
     return ParsedQuery(tuple(segments), tuple(names), house_number, postcode)

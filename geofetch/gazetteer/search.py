@@ -8,12 +8,20 @@ How a query is answered::
       │          and streets set aside; "City, Qualifier[, ...]" or a trailing
       │          "City ST" / "City Country" narrows a city's candidates to a country /
       │          US state / CA province
-      ├─ 1. a segment that is a city's name, exactly
+      ├─ 1. a segment that is a city's name, exactly; then the same without a short
+      │     country/state code no such city is in ("Recife, PE" is not in Peru)
       ├─ 2. a run of a segment's words that is a city's name ("Shop Lyon")
       ├─ 3. fuzzy over the first 3 segments: indel similarity >= FUZZY_THRESHOLD,
       │     best score first, ties by own name, then population
+      ├─ 3b. a short word after another name as a city ("Melbourne VIC": last)
       ├─ 4. a qualifier segment as a city ("..., New York, NY 10118")
       └─ 5. a street's words ("Place Bellecour Lyon", "Rue de Paris")
+
+A word of at most SHORT_WORD letters after a name is a region's abbreviation
+(Australian and Brazilian states, Italian and Spanish provinces, Mexican and Indian
+states, German Länder: "VIC", "PE", "TO", "Jal.", "MH", "BY"): GeoNames' admin1 codes
+are not these for most countries, so no table is kept; such a word is never the
+city while the words before it name one exactly, or a fuzzy match of them.
 
 Segments are tried in the order written, except in an address (a street, house
 number or postcode is present), where the city follows the street: last first.
@@ -44,7 +52,7 @@ from typing import Any, NamedTuple
 
 from ..exceptions import UsageError
 from . import index as store
-from .address import ParsedQuery, parse_query
+from .address import ParsedQuery, is_street, parse_query
 from .folding import fold
 from .index import (
     DEFAULT_MIN_POPULATION,
@@ -65,6 +73,16 @@ SPAN_WORDS = 12
 #: its words ("Cap Town" is Cape Town, not Cap-Haïtien): one typo in a name of 7 or
 #: more letters scores above it, "Shop Lyon" ~ "Cho Lon" (0.75) below.
 SPAN_YIELDS_TO = 0.85
+
+#: A word of at most this many letters written after a city's name is read as a
+#: region's abbreviation ("Melbourne VIC", "Guadalajara, Jal.", "Torino TO"): it
+#: names the city only when nothing before it does. A qualifier this short (a
+#: country or state code) that no city of the name is in is an abbreviation of some
+#: other country's region ("Salvador, BA" is Bahia, not Bosnia): it is dropped.
+SHORT_WORD = 3
+#: A fuzzy match of the words before such a short word is taken when it scores at
+#: least this much above the words with it (a typo in a name of 8 letters is ~0.06).
+SHORT_MARGIN = 0.1
 
 #: Lowest indel similarity (``2 * LCS / (len(a) + len(b))``) a fuzzy match needs.
 FUZZY_THRESHOLD = 0.75
@@ -111,7 +129,8 @@ class Gazetteer:
         self._country_names: dict[str, str] = data["country_names"]
         self._admin1_names: dict[str, str] = data["admin1_names"]
         self._qualifiers: dict[str, frozenset[str]] = {
-            key: frozenset(value) for key, value in data["qualifiers"].items()
+            key: (_ShortCode if len(key.replace(" ", "")) <= SHORT_WORD else frozenset)(value)
+            for key, value in data["qualifiers"].items()
         }
         self._blocks: list[str] = data["blocks"]
         self._starts: list[int] = data["starts"]
@@ -351,36 +370,105 @@ class Gazetteer:
         attempts = list({words: (words, quals) for words, quals in reversed(attempts)}.values())
         attempts.reverse()  # each city part once, with the qualifiers of its first use
 
-        # 1. A segment that is a city's name.
-        for words, quals in attempts:
+        # A short word written after another name is a region's abbreviation first
+        # ("Guadalajara, Jal.", "Melbourne VIC"): it is tried as a city last.
+        first_name = next((s.words for s in segments if not s.street and not s.numbered), None)
+
+        def trailing_short(words: tuple[str, ...]) -> bool:
+            return len(words) == 1 and len(words[0]) <= SHORT_WORD and words != first_name
+
+        def short_after(words: tuple[str, ...]) -> bool:
+            """A segment's last word is short, after a word that may be a name."""
+            return len(words[-1]) <= SHORT_WORD and any(len(w) > 2 for w in words[:-1])
+
+        named = [(words, quals) for words, quals in attempts if not trailing_short(words)]
+        short = [(words, quals) for words, quals in attempts if trailing_short(words)]
+        # 1. A segment that is a city's name; then the same without a country or state
+        # code no such city is in ("Recife, PE", "Torino TO": a Brazilian or Italian
+        # abbreviation, not Peru or Tonga).
+        for words, quals in named + [(words, self._hard(quals)) for words, quals in named]:
             codes = self._select(self._codes(" ".join(words)), quals, limit)
             if codes:
                 return _Found(codes, True, 1.0, " ".join(words), parsed)
         # 2. A run of its words that is ("Shop Lyon", "Sydney NSW", "Roma RM"), unless
         # the words are a misspelt longer name: a fuzzy match whose name holds that
         # run ("San Fransisco" is not San, Mali) or that is close (see SPAN_YIELDS_TO).
-        for words, quals in attempts:
-            if words in no_runs:
-                continue
-            for span in self._spans(words, whole=False):
-                codes = self._select(self._codes(span), quals, limit)
-                if codes:
-                    whole = " ".join(words)
-                    score, fuzzy, name = self._fuzzy_match(whole, quals, limit)
-                    if fuzzy and (score >= SPAN_YIELDS_TO or f" {span} " in f" {name} "):
-                        return _Found(fuzzy, False, score, whole, parsed)
-                    return _Found(codes, True, 1.0, span, parsed)
+        # A short word after another ("Melbourne VIC") is tried after every other
+        # run and segment, and after a fuzzy match of the words before it.
+        def runs(late: bool) -> _Found | None:
+            for words, quals in attempts:
+                if words in no_runs:
+                    continue
+                for span in self._spans(words, whole=False):
+                    if (span == words[-1] and short_after(words)) != late:
+                        continue
+                    codes = self._select(self._codes(span), quals, limit)
+                    if codes:
+                        # ... not when it is the same city ("Sydney NSW" ~ "Sydney",
+                        # 0.75: the name is in the query), nor, when a short word ends
+                        # the words, unless the name accounts for that word, all but
+                        # a letter of it ("Rama Gan" ~ "Ramat Gan", "Mexico Cit",
+                        # "Pinar del Rie"; not "Melbourne VIC" ~ "Melbourne CBD").
+                        whole = " ".join(words)
+                        score, fuzzy, name = self._fuzzy_match(whole, quals, limit)
+                        yields = score >= SPAN_YIELDS_TO or f" {span} " in f" {name} "
+                        last = words[-1]
+                        if yields and short_after(words) and last not in span.split(" "):
+                            letters = lcs(whole, name) - lcs(whole[: -len(last)], name)
+                            yields = letters >= len(last) - (len(last) >= SHORT_WORD)
+                        if fuzzy and fuzzy[0] % self._size != codes[0] % self._size and yields:
+                            return _Found(fuzzy, False, score, whole, parsed)
+                        return _Found(codes, True, 1.0, span, parsed)
+            return None
+
+        def misspelt(
+            candidates: list[tuple[tuple[str, ...], list[frozenset[str]]]], *, cut: bool = True
+        ) -> _Found:
+            best = _NOT_FOUND
+            for words, quals in candidates[:3]:
+                key = " ".join(words)
+                score, codes, _ = self._fuzzy_match(key, quals, limit)
+                if cut and short_after(words):  # "Melborne VIC": without the short
+                    # word, if that is clearly closer (one typo fewer), not "Boyan Nur"
+                    shorter = " ".join(words[:-1])
+                    alone, without, _ = self._fuzzy_match(shorter, quals, limit)
+                    if without and alone >= score + SHORT_MARGIN:
+                        key, score, codes = shorter, alone, without
+                if codes and score > best.similarity:
+                    best = _Found(codes, score >= 1.0, score, key, parsed)
+            return best
+
+        found = runs(late=False)
+        if found is not None:
+            return found
         # 3. Misspelt: the best fuzzy score over the first few attempts (a long
         # address must not cost a fuzzy search per part); over the streets only
         # when nothing else is left ("Marne La Allee" is not a street).
-        best = _NOT_FOUND
-        streets = [(s.words, after(i)) for i in order if (s := segments[i]).street]
-        for words, quals in (attempts or streets)[:3]:
-            score, codes, _ = self._fuzzy_match(" ".join(words), quals, limit)
-            if codes and score > best.similarity:
-                best = _Found(codes, False, score, " ".join(words), parsed)
+        best = misspelt(named)
         if best.codes:
             return best
+        # A short word after a name, as a city ("Vic" after "Barcelona" is not).
+        for words, quals in short + [(words, self._hard(quals)) for words, quals in short]:
+            codes = self._select(self._codes(" ".join(words)), quals, limit)
+            if codes:
+                return _Found(codes, True, 1.0, " ".join(words), parsed)
+        found = runs(late=True)
+        if found is not None:
+            return found
+        if not named:
+            streets = [(s.words, after(i)) for i in order if (s := segments[i]).street]
+            # A "street" only by a short last word is a city and its region's
+            # abbreviation ("Turin CT", "Bochum ST": Catania, Sachsen-Anhalt).
+            for words, quals in streets:
+                if len(words) > 1 and len(words[-1]) <= SHORT_WORD and not is_street(words[:-1]):
+                    key = " ".join(words[:-1])
+                    for narrowed in (quals, self._hard(quals)):
+                        codes = self._select(self._codes(key), narrowed, limit)
+                        if codes:
+                            return _Found(codes, True, 1.0, key, parsed)
+            best = misspelt(short) if short else misspelt(streets, cut=False)
+            if best.codes:
+                return best
         # 4. A qualifier that is also a city, named after a street ("350 Fifth Avenue,
         # New York, NY 10118"); 5. a street's words ("Place Bellecour Lyon").
         for i in order:
@@ -397,6 +485,10 @@ class Gazetteer:
                         if codes:
                             return _Found(codes, True, 1.0, span, parsed)
         return _NOT_FOUND
+
+    def _hard(self, qualifiers: list[frozenset[str]]) -> list[frozenset[str]]:
+        """``qualifiers`` without the short codes (see :data:`SHORT_WORD`)."""
+        return [q for q in qualifiers if not isinstance(q, _ShortCode)]
 
     def _trailing(
         self, words: tuple[str, ...], quals: list[frozenset[str]]
@@ -595,6 +687,13 @@ class Gazetteer:
         return self._blocks[m][j * m : (j + 1) * m]
 
 
+class _ShortCode(frozenset[str]):
+    """A qualifier written as a code of at most :data:`SHORT_WORD` letters ("PE",
+    "TO", "BA"): in some other country it is a region's abbreviation."""
+
+    __slots__ = ()
+
+
 _NO_CODES: array[int] = array("I")
 _NO_FUZZY: tuple[float, list[int], str] = (0.0, [], "")
 
@@ -611,6 +710,18 @@ class _Found(NamedTuple):
 
 
 _NOT_FOUND = _Found([], False, 0.0, "", None)
+
+
+def lcs(a: str, b: str) -> int:
+    """The length of the longest common subsequence of two short strings."""
+    row = [0] * (len(b) + 1)
+    for ch in a:
+        previous = 0  # row[j - 1] of the line above
+        for j, other in enumerate(b, 1):
+            above = row[j]
+            row[j] = previous + 1 if ch == other else max(row[j], row[j - 1])
+            previous = above
+    return row[-1]
 
 
 def _find(block: str, width: int, key: str) -> int:
