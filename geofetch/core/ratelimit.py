@@ -18,7 +18,9 @@ otherwise land ``rate + 2`` requests in some one-second window at the server. Th
 97.5% of the rate.
 
 The state lives in a small file mapped into memory (``mmap``), created by the
-parent before any worker starts and reopened by path in each worker: a module
+parent before any worker starts and reopened by path in each worker (on Linux a
+nameless ``memfd`` file reached through ``/proc/<parent pid>/fd/N``, so even a
+SIGKILL of every process leaves nothing in /dev/shm; see :func:`shared_file`): a module
 global would be rebuilt in every ``spawn``/``forkserver`` child and multiply the
 rate. Updates are serialised by ``fcntl.flock`` on a descriptor each process opens
 itself: the kernel drops that lock when a holder dies, even by SIGKILL, whereas a
@@ -129,11 +131,9 @@ class RequestGate:
         self._map: mmap.mmap | None = None
         self._thread_lock = threading.Lock()
         self.path: str | None = None
+        self._held: int | None = None  # the creator's descriptor of a nameless record
         if processes:
-            directory = "/dev/shm" if os.path.isdir("/dev/shm") else None
-            fd, self.path = tempfile.mkstemp(prefix="geofetch-gate-", dir=directory)
-            os.write(fd, self._initial_record())
-            os.close(fd)
+            self._held, self.path = shared_file("geofetch-gate", self._initial_record())
         else:  # one process: an anonymous map, no file to leave behind
             self._map = mmap.mmap(-1, _SIZE)
             self._map[:] = self._initial_record()
@@ -155,12 +155,13 @@ class RequestGate:
             raise TypeError("this RequestGate was made with processes=False: it cannot be "
                             "shared with another process")
         state = self.__dict__.copy()
-        for name in ("_pid", "_fd", "_map", "_thread_lock", "_clock", "_sleep"):
+        for name in ("_pid", "_fd", "_map", "_thread_lock", "_clock", "_sleep", "_held"):
             state.pop(name, None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._held = None
         self._clock = time.monotonic
         self._sleep = time.sleep
         self._reset_local()
@@ -342,7 +343,12 @@ class RequestGate:
             os.close(self._fd)
             self._fd = None
         self._pid = None
-        if self.path is not None and os.getpid() == self._owner_pid:
+        if os.getpid() != self._owner_pid:
+            return
+        if self._held is not None:
+            os.close(self._held)  # the record's last reference in this process
+            self._held = None
+        elif self.path is not None:
             try:
                 os.unlink(self.path)
             except FileNotFoundError:
@@ -376,6 +382,38 @@ class _Locked:
         if self.processes:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
         self.lock.release()
+
+
+def shared_file(name: str, content: bytes) -> tuple[int | None, str]:
+    """A file for the processes of one machine to share, that nothing outlives:
+    ``(descriptor, path)``; other processes open ``path``, the creator keeps the
+    descriptor open for as long as they may, and closes it when done.
+
+    On Linux it has no name at all: an ``os.memfd_create`` file, reached by other
+    processes through ``/proc/<creator pid>/fd/<descriptor>`` (proc(5); it opens the
+    same file anew), so the kernel frees it with its last descriptor, even when
+    every process using it is killed by SIGKILL. Elsewhere (no memfd or no /proc) it
+    is a file named ``<name>-<pid>-*`` in /dev/shm or the temporary directory,
+    ``(None, path)``: the creator must unlink it (a SIGKILL leaves it behind).
+    """
+    if hasattr(os, "memfd_create"):
+        try:
+            fd = os.memfd_create(name, getattr(os, "MFD_CLOEXEC", 0))
+        except OSError:  # a kernel without memfd (before 3.17) or a sandbox refusing it
+            fd = None
+        if fd is not None:
+            path = f"/proc/{os.getpid()}/fd/{fd}"
+            if os.path.exists(path):
+                os.write(fd, content)
+                return fd, path
+            os.close(fd)
+    directory = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    fd, path = tempfile.mkstemp(prefix=f"{name}-{os.getpid()}-", dir=directory)
+    try:
+        os.write(fd, content)
+    finally:
+        os.close(fd)
+    return None, path
 
 
 # Serialises each process's first use of a gate (opening its file and map).

@@ -65,9 +65,6 @@ Decisions:
 from __future__ import annotations
 
 import functools
-import os
-import shutil
-import tempfile
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
@@ -81,6 +78,7 @@ from ...exceptions import UsageError
 from ...http import DEFAULT_USER_AGENT
 from ...models import FAILED, INVALID, FetchResult, Rejected
 from ...options import Progress, RunOptions
+from .hosts import RunDirectory
 from .html import check_selector
 from .urls import check_url, url_key
 from .worker import MAX_REDIRECTS, ROBOTS_REDIRECTS, FetchOptions, FetchWorker
@@ -155,9 +153,9 @@ class FetchWork:
     def directory(self) -> str:
         """The run's temporary directory, made on first use."""
         if self._directory is None:
-            base = "/dev/shm" if os.path.isdir("/dev/shm") else None
-            self._directory = tempfile.mkdtemp(prefix="geofetch-fetch-", dir=base)
-            self._finalizer = weakref.finalize(self, shutil.rmtree, self._directory, True)
+            directory = RunDirectory()  # removed even if this process is SIGKILLed
+            self._directory = directory.path
+            self._finalizer = weakref.finalize(self, directory.close)
         return self._directory
 
     def close(self) -> None:

@@ -2,8 +2,8 @@
 :mod:`geofetch.tasks.fetch`): the per-host cap, at most ``per_host`` requests in
 flight per host name (:class:`HostSlots`), and robots.txt's ``Crawl-delay``, a
 minimum gap between two requests to an origin (:class:`CrawlDelays`). Both keep
-their state in small files of the run's directory, shared under ``flock``, which
-the kernel releases when a holder dies."""
+their state in small files of the run's directory (:class:`RunDirectory`), shared
+under ``flock``, which the kernel releases when a holder dies."""
 
 from __future__ import annotations
 
@@ -13,7 +13,11 @@ import fcntl
 import math
 import os
 import random
+import shutil
 import struct
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 
@@ -26,6 +30,56 @@ _SLEEP_STEP = 0.05  # longest sleep, seconds, between looks at an aborted run
 # (time.monotonic seconds: one clock for every process on the machine).
 _PACE = struct.Struct("<dd")
 _Change = Callable[[float, float, float], tuple[float, float, float]]
+
+
+#: The janitor: waits for its standard input to close (the run's process ended, in any
+#: way, SIGKILL included), then removes the directory named by its argument.
+_JANITOR = (
+    "import shutil, signal, sys\n"
+    "for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP): signal.signal(s, signal.SIG_IGN)\n"
+    "sys.stdin.buffer.read()\n"
+    "shutil.rmtree(sys.argv[1], ignore_errors=True)\n"
+)
+
+
+class RunDirectory:
+    """A run's temporary directory (``geofetch-fetch-*`` in /dev/shm, else the temp
+    dir) that nothing outlives, even a SIGKILL of the run's process.
+
+    A directory cannot be nameless as a file can (``memfd``), so a small janitor
+    process, in a session of its own (a signal to the run's process group does not
+    reach it), holds the reading end of a pipe whose writing end only the run's
+    process has: when that process ends, however it ends, the janitor reads EOF,
+    removes the directory and exits; this is how ``multiprocessing``'s resource
+    tracker cleans up after a killed program. :meth:`close` removes the directory
+    at once and lets the janitor go. Where the janitor cannot be started (no
+    interpreter to run), the directory is still removed by :meth:`close`.
+    """
+
+    def __init__(self) -> None:
+        base = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        self.path = tempfile.mkdtemp(prefix="geofetch-fetch-", dir=base)
+        self._janitor: subprocess.Popen[bytes] | None = None
+        try:
+            self._janitor = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", _JANITOR, self.path],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True, close_fds=True)
+        except OSError:
+            pass  # close() still removes it; only a SIGKILL would leave it
+
+    def close(self) -> None:
+        """Remove the directory and end the janitor (idempotent)."""
+        shutil.rmtree(self.path, ignore_errors=True)
+        janitor, self._janitor = self._janitor, None
+        if janitor is not None:
+            if janitor.stdin is not None:
+                janitor.stdin.close()
+            try:
+                janitor.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                janitor.kill()
+                janitor.wait()
 
 
 class HostSlots:
