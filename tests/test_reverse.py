@@ -411,8 +411,8 @@ def test_cli_geojson_puts_the_point_asked(cli, tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--max-distance", "-1"], "argument --max-distance: must be 0 or more, not -1"),
-    (["--max-distance", "0"], "argument --max-distance: must be more than 0"),
+    (["--max-distance", "-1"], "argument --max-distance: must be more than 0, not -1"),
+    (["--max-distance", "0"], "argument --max-distance: must be more than 0, not 0"),
     (["--max-distance", "far"], "argument --max-distance: not a number: 'far'"),
     (["--max-distance", "inf"], "argument --max-distance: must be a finite number, not inf"),
     (["--country", "DEU"], "argument --country: 'DEU' is not a two-letter ISO 3166-1 code"),

@@ -20,9 +20,14 @@ def register(subparsers: Any) -> None:
         "serve",
         help="run a local Google/Nominatim-compatible geocoding server",
         description=(
-            "Serve Google's /maps/api/geocode/json?address= and Nominatim's "
-            "/search?q=&format=json from the offline gazetteer, until Ctrl-C or SIGTERM. "
-            "Per-second request counts are logged to stderr on exit."
+            "Serve Google's Geocoding API (/maps/api/geocode/json: ?address= forward, "
+            "with components=country:CC; ?latlng=LAT,LNG reverse) and Nominatim's "
+            "(/search?q=&format=json forward, with countrycodes=; "
+            "/reverse?lat=&lon=&format=json reverse) from the offline gazetteer, until "
+            "Ctrl-C or SIGTERM. Forward answers are the gazetteer's city; reverse answers "
+            "the nearest city within 50 km (else ZERO_RESULTS / 'Unable to geocode'); a "
+            "country code that names no country matches nothing. Per-second request "
+            "counts are logged to stderr on exit."
         ),
     )
     parser.add_argument(
