@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import InputError, UsageError
+from .io.coordinates import LAT_COLUMNS, LNG_COLUMNS, column_index
 from .io.writers import output_names
 from .models import GEOCODE_COLUMNS, REVERSE_COLUMNS, with_fields
 
@@ -90,8 +91,8 @@ def geocode_dataframe(
 
 def reverse_dataframe(
     df: pd.DataFrame,
-    lat_column: str = "lat",
-    lng_column: str = "lng",
+    lat_column: str | None = None,
+    lng_column: str | None = None,
     *,
     provider: str | Provider = "offline",
     key: str | None = None,
@@ -122,16 +123,24 @@ def reverse_dataframe(
     row, index preserved; ``fields=True`` adds the address fields before ``status``.
     A column the frame already has is never overwritten (``geofetch_NAME``).
 
+    The columns are found by name as ``geofetch reverse`` finds them: ``lat`` or
+    ``latitude``, and ``lng``, ``lon`` or ``longitude``, any case (see
+    :mod:`geofetch.io.coordinates`); a name given is matched exactly, else in any case.
     The other keyword options are :func:`geofetch.reverse_many`'s. Missing, non-numeric
     or out-of-range coordinates are ``invalid`` rows, not asked. Raises
-    :class:`InputError` for a missing column, :class:`UsageError` for a bad option.
+    :class:`InputError` for a missing column (or one column for both),
+    :class:`UsageError` for a bad option.
     """
     pd = _pandas("reverse_dataframe")
     from .tasks.reverse import iter_reverse
 
-    _check_columns(df, lat_column, lng_column)
-    points = ((None if pd.isna(lat) else lat, None if pd.isna(lng) else lng)
-              for lat, lng in zip(df[lat_column], df[lng_column], strict=True))
+    lat = _coordinate_column(df, lat_column, LAT_COLUMNS, "latitude", "lat_column")
+    lng = _coordinate_column(df, lng_column, LNG_COLUMNS, "longitude", "lng_column")
+    if lat == lng:
+        raise InputError(f"the latitude and the longitude are the same column "
+                         f"({df.columns[lat]!r}) of the DataFrame")
+    points = ((None if pd.isna(y) else y, None if pd.isna(x) else x)
+              for y, x in zip(df.iloc[:, lat], df.iloc[:, lng], strict=True))
     results = iter_reverse(points, provider=provider, key=key, base_url=base_url,
                            countries=countries, language=language, max_distance=max_distance,
                            executor=executor, workers=workers, threads=threads, rate=rate,
@@ -149,6 +158,19 @@ def _pandas(caller: str) -> Any:
     except ImportError:  # pragma: no cover - the extra is installed in tests
         raise UsageError(f"{caller} needs pandas: pip install 'geofetch[pandas]'") from None
     return pd
+
+
+def _coordinate_column(df: pd.DataFrame, name: str | None, known: tuple[str, ...], what: str,
+                       option: str) -> int:
+    """The position of the ``what`` column of ``df`` (see :func:`reverse_dataframe`)."""
+    found = column_index(list(df.columns), name, known)
+    if found is not None:
+        return found
+    names = ", ".join(map(str, df.columns)) or "(none)"
+    if name is not None:
+        raise InputError(f"no column {name!r} in the DataFrame; columns are: {names}")
+    raise InputError(f"no {what} column in the DataFrame (looked for {', '.join(known)}); "
+                     f"columns are: {names}; name it with {option}=")
 
 
 def _check_columns(df: pd.DataFrame, *wanted: str) -> None:
