@@ -58,7 +58,7 @@ class RunOptions:
     * ``scheduler``: ``tcp://HOST:PORT`` of a dask scheduler to run on (``"dask"``
       only; ``None``: a local cluster of ``workers`` processes x ``threads`` threads);
       ``client``: an existing ``distributed.Client`` instead. Either needs ``gate``.
-    * ``chunk``: rows per dask task (default: chosen by the executor).
+    * ``chunk``: rows per dask task (``"dask"`` only; default: chosen by the executor).
 
     Raises :class:`~geofetch.exceptions.UsageError` for any value out of range.
     """
@@ -143,6 +143,9 @@ def _check_cluster(options: RunOptions) -> None:
     remote = options.scheduler is not None or options.client is not None
     if remote and options.executor != "dask":
         raise UsageError("scheduler and client (--scheduler) go with executor dask")
+    if options.chunk is not None and options.executor != "dask":
+        raise UsageError(f"chunk (--chunk) is rows per dask task: it goes with executor "
+                         f"dask, not {options.executor!r}")
     if remote and options.gate is None:
         raise UsageError("a dask scheduler (--scheduler) runs workers on other machines, "
                          "which this machine's rate limit cannot hold: give "

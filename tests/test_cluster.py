@@ -661,3 +661,141 @@ def test_a_row_that_hangs_its_dask_worker_fails_with_worker_timeout():
     assert [r.query for r in results] == places
     assert [r.status for r in results] == ["ok", "failed"] + ["ok"] * 6
     assert results[1].error.startswith("WorkerTimeout: no result within ")
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("how", ["SIGINT to the group", "SIGTERM to the pid",
+                                 "SIGTERM to the group"])
+def test_an_interrupt_under_dask_keeps_every_answer_the_server_gave(tmp_path, how):
+    # Before: chunks came back only whole, so an interrupt at 7 s wrote 0 rows and
+    # cached nothing though the server had answered ~140 requests; a SIGTERM to the
+    # group (timeout, systemd) also killed the dask workers and wrote every row
+    # 'failed WorkerDied'. Now every chunk stops starting rows and comes back with
+    # those it finished: cached, the finished prefix written, nothing failed, and the
+    # run again asks only what the server had not answered.
+    import sqlite3
+    import subprocess
+    import sys
+
+    from .rowtools import PACKAGE_ROOT
+
+    places = _places(tmp_path, 300)
+    cache = tmp_path / "c.sqlite"
+    env = {**os.environ, "PYTHONPATH": PACKAGE_ROOT}
+    signum = signal.SIGINT if "SIGINT" in how else signal.SIGTERM
+
+    def command(output):
+        return [sys.executable, "-m", "geofetch", "geocode", str(places), "--provider",
+                "nominatim", "--base-url", server.url, "--executor", "dask",
+                "--workers", "2", "--threads", "4", "--rate", "20", "-o", str(output),
+                "--cache", str(cache), "--no-progress"]
+
+    with ScriptedServer(EMPTY) as server:
+        run = subprocess.Popen(command(tmp_path / "out.csv"), env=env, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 120
+            while len(server.requests) < 60 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            answered = len(server.requests)
+            if "group" in how:
+                os.killpg(run.pid, signum)  # the session this test started
+            else:
+                os.kill(run.pid, signum)
+            _, stderr = run.communicate(timeout=120)
+        finally:
+            if run.poll() is None:
+                os.killpg(run.pid, signal.SIGKILL)
+                run.wait(30)
+        assert answered >= 60
+        assert run.returncode == 128 + signum, stderr
+        assert "WorkerDied" not in stderr and "Traceback" not in stderr
+        with contextlib.closing(sqlite3.connect(cache)) as db:
+            kept = db.execute("SELECT count(*) FROM answers").fetchone()[0]
+        assert kept >= answered  # every answer seen before the signal was kept
+        written = _rows((tmp_path / "out.csv").read_text(encoding="utf-8"))
+        assert 0 < len(written) < 300
+        assert [row[0] for row in written] == [f"Place {i}" for i in range(len(written))]
+        assert {row[-2] for row in written} == {"not_found"}  # nothing written failed
+        asked_before = len(server.requests)
+        again = subprocess.run(command(tmp_path / "again.csv"), env=env,
+                               capture_output=True, text=True, timeout=180)
+        asked_again = len(server.requests) - asked_before
+    assert again.returncode == 0, again.stderr
+    assert asked_again == 300 - kept  # nothing kept was asked again
+    rows = _rows((tmp_path / "again.csv").read_text(encoding="utf-8"))
+    assert [row[0] for row in rows] == [f"Place {i}" for i in range(300)]
+
+
+def test_the_public_nominatim_refusal_is_one_line_without_the_identity_warning(cli, tmp_path):
+    # Before: 'identify itself' warning, then the refusal: two lines for exit 2.
+    for command in ("geocode", "reverse"):
+        result = cli([command, "-", "--provider", "nominatim", "--executor", "dask"],
+                     stdin="52.5,13.4\n")
+        assert result.status == 2, result.stderr
+        assert result.stderr.count("\n") == 1 and "usage policy" in result.stderr
+        assert "warning" not in result.stderr
+
+
+@pytest.mark.parametrize("executor", ["process", "thread", "serial"])
+def test_chunk_without_dask_is_a_usage_error(cli, tmp_path, executor):
+    result = cli(["geocode", _places(tmp_path, 3), "--executor", executor, "--chunk", "5"])
+    assert result.status == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "--chunk" in result.stderr
+    assert "dask" in result.stderr
+    with pytest.raises(UsageError, match="dask"):
+        RunOptions(executor=executor, chunk=5)
+    assert RunOptions(executor="dask", chunk=5).chunk == 5
+
+
+@pytest.fixture()
+def redis_with_password():
+    """A redis-server that asks for the password 's3cret' (started and stopped here)."""
+    import shutil
+    import socket
+    import subprocess
+
+    from geofetch.testing.redis import free_port
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+         "no", "--requirepass", "s3cret", "--loglevel", "warning"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), \
+                    socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(64).startswith(b"-NOAUTH"):
+                    break
+            time.sleep(0.05)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.mark.parametrize("userinfo", ["", ":wrong@", "someone:wrong@"])
+def test_a_redis_that_wants_a_password_says_so_in_one_line(cli, tmp_path, redis_with_password,
+                                                            userinfo):
+    # Before: 'AuthenticationError: HELLO must be called with the client already
+    # authenticated...' (no password) or the server's own words.
+    port = redis_with_password
+    result = cli(["geocode", _places(tmp_path, 3), "--rate", "5", "--provider", "nominatim",
+                  "--base-url", "http://127.0.0.1:1",
+                  "--gate", f"redis://{userinfo}127.0.0.1:{port}/0"])
+    assert result.status == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and f"redis://127.0.0.1:{port}" in result.stderr
+    assert "wrong" not in result.stderr and "HELLO" not in result.stderr
+    if userinfo:
+        assert "refused the user name or password" in result.stderr
+    else:
+        assert "needs a password" in result.stderr
+        assert "redis://:PASSWORD@HOST:PORT/DB" in result.stderr
+    # the right password works
+    RedisGate(f"redis://:s3cret@127.0.0.1:{port}/0", rate=5).close()

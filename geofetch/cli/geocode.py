@@ -47,13 +47,13 @@ def run(args: argparse.Namespace, env: Environment) -> int:
 
     provider = make_provider(args)
     setup_logging(args.verbose, env.stderr, provider.secrets())
-    warning = provider.policy_warning()
-    if warning:
-        env.stderr.write(f"geofetch: warning: {warning}\n")
     cache = cache_path(args, provider.cacheable)
     options = run_options(args, cache)  # every option checked before the input is opened
-    table = read_table(args, env, known=PLACE_COLUMNS, text_header="place", cache=cache)
+    # built (not started) first: a refusal by the service's policy (the public
+    # Nominatim under dask) is then the one line, with no warning before it
     job = geocode_job((), provider=provider, keep_raw=False, options=options)
+    warn_policy(provider, env)
+    table = read_table(args, env, known=PLACE_COLUMNS, text_header="place", cache=cache)
     columns = with_fields(GEOCODE_COLUMNS) if args.fields else GEOCODE_COLUMNS
     return execute(job, table, columns, args, env)
 
@@ -72,3 +72,11 @@ def make_provider(args: argparse.Namespace, **extra: Any) -> Provider:
         settings["user_agent"] = args.user_agent or os.environ.get(USER_AGENT_ENV) or None
         settings["email"] = args.email or os.environ.get(EMAIL_ENV) or None
     return get_provider(args.provider, **settings)
+
+
+def warn_policy(provider: Provider, env: Environment) -> None:
+    """Print the provider's usage-policy warning, if any, as one line on stderr (after
+    every check that could refuse the run, so a refusal stays one line)."""
+    warning = provider.policy_warning()
+    if warning:
+        env.stderr.write(f"geofetch: warning: {warning}\n")

@@ -30,7 +30,7 @@ from .common import (
     setup_logging,
 )
 from .env import Environment
-from .geocode import make_provider
+from .geocode import make_provider, warn_policy
 from .identity import add_identity_options
 
 #: Header names recognised as the latitude and the longitude, in order of preference.
@@ -69,20 +69,20 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     if not provider.supports_reverse:  # said before the input is read
         raise UsageError(f"the {provider.name} provider does not reverse geocode")
     setup_logging(args.verbose, env.stderr, provider.secrets())
-    warning = provider.policy_warning()
-    if warning:
-        env.stderr.write(f"geofetch: warning: {warning}\n")
     cache = cache_path(args, provider.cacheable)
     options = run_options(args, cache)  # every option checked before the input is opened
     if args.column and (args.lat_column or args.lng_column):
         raise UsageError("--column (one column of 'lat,lng') and --lat-column/--lng-column "
                          "exclude each other")
+    # built (not started) first: a refusal by the service's policy (the public
+    # Nominatim under dask) is then the one line, with no warning before it
+    job = reverse_job((), provider=provider, keep_raw=False, options=options)
+    warn_policy(provider, env)
     if args.column:
         table = read_table(args, env, known=LAT_COLUMNS, text_header="point", cache=cache)
         query_of = None
     else:
         table, query_of = open_points(args, env, cache)
-    job = reverse_job((), provider=provider, keep_raw=False, options=options)
     columns = with_fields(REVERSE_COLUMNS) if args.fields else REVERSE_COLUMNS
     return execute(job, table, columns, args, env, query_of=query_of)
 

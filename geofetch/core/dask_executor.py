@@ -48,6 +48,7 @@ import contextlib
 import itertools
 import logging
 import queue
+import signal
 import threading
 import time
 import uuid
@@ -80,17 +81,31 @@ class GeofetchWorkerPlugin(distributed.WorkerPlugin):
     """Builds one geofetch worker per thread of a dask worker, and closes them all on
     teardown (see the module docstring)."""
 
-    def __init__(self, spec: WorkerSpec) -> None:
+    def __init__(self, spec: WorkerSpec, *, ignore_signals: bool = False) -> None:
         self.spec = spec
+        self.ignore_signals = ignore_signals
+        #: Set on every dask worker when the run is interrupted: chunks start no more rows.
+        self.stopping = False
         self._local = threading.local()
         self._built: list[Worker | None] = []
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"spec": self.spec}
+        return {"spec": self.spec, "ignore_signals": self.ignore_signals}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["spec"])  # type: ignore[misc]
+        self.__init__(state["spec"], ignore_signals=state["ignore_signals"])  # type: ignore[misc]
+
+    def setup(self, worker: distributed.Worker) -> None:
+        """On a local cluster's worker process: ignore SIGINT and SIGTERM, as the process
+        executor's workers do. A signal to the whole process group (Ctrl-C, ``timeout``,
+        systemd) then reaches the coordinator, which stops the run cooperatively
+        (:meth:`DaskExecutor.cancel_queued`) and closes these processes itself; they
+        still go with a coordinator that is killed (their nanny's pipe closes). A
+        remote cluster's workers keep their own handling (an operator stops them)."""
+        if self.ignore_signals and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     def worker(self) -> tuple[Worker | None, str]:
         """This thread's worker (built on its first call), or the error building it."""
@@ -110,12 +125,33 @@ class GeofetchWorkerPlugin(distributed.WorkerPlugin):
             close(one)
 
 
+#: The outcome of a row a chunk did not start because the run was interrupted.
+CANCELLED: Outcome = ("cancelled", "the run was interrupted before this row started")
+
+
 def run_chunk(plugin_name: str, payloads: list[Any]) -> list[Outcome]:
-    """A dask task: run each payload on this thread's worker; one outcome per payload."""
+    """A dask task: run each payload on this thread's worker; one outcome per payload.
+    Once the run is interrupted (the plugin's ``stopping``, checked before each row)
+    the rows not started are ``cancelled``, so the chunk returns at once with the rows
+    it finished."""
     plugin = distributed.get_worker().plugins[plugin_name]
     assert isinstance(plugin, GeofetchWorkerPlugin)
     worker, init_error = plugin.worker()
-    return [capture(worker, payload, init_error) for payload in payloads]
+    outcomes: list[Outcome] = []
+    for payload in payloads:
+        if plugin.stopping:
+            outcomes.append(CANCELLED)
+        else:
+            outcomes.append(capture(worker, payload, init_error))
+    return outcomes
+
+
+def stop_starting_rows(plugin_name: str, dask_worker: distributed.Worker) -> None:
+    """Run on every dask worker (``Client.run``) on an interrupt: its chunks of this
+    run start no more rows."""
+    plugin = dask_worker.plugins.get(plugin_name)
+    if isinstance(plugin, GeofetchWorkerPlugin):
+        plugin.stopping = True
 
 
 class DaskExecutor(Executor):
@@ -151,6 +187,7 @@ class DaskExecutor(Executor):
         self._suspect: int | None = None  # the one suspect chunk out
         self._task_seconds: float | None = None
         self._deadlines: dict[int, float] = {}  # chunk number -> when it is overdue
+        self._interrupted = False  # cancel_queued was called: the run is being stopped
 
     @classmethod
     def from_options(cls, workers: int | None, threads: int = 1,
@@ -201,7 +238,9 @@ class DaskExecutor(Executor):
         self._started = True
         threads = sum(self.client.nthreads().values())
         self._slots = max(1, threads or self.workers * self.threads)
-        self.client.register_plugin(GeofetchWorkerPlugin(spec), name=self._name)
+        self.client.register_plugin(
+            GeofetchWorkerPlugin(spec, ignore_signals=self._cluster is not None),
+            name=self._name)
 
     def stop(self, *, wait: bool = True) -> None:
         """Close every worker (the plugin's teardown), then the client and the cluster
@@ -311,6 +350,12 @@ class DaskExecutor(Executor):
                 outcomes = [("error", describe(exc))] * len(task_ids)
             done.extend(zip(task_ids, outcomes, strict=True))
             return
+        if self._interrupted and status in ("error", "cancelled", "lost"):
+            # once the run is interrupted, a chunk that did not come back (its worker
+            # took the signal too, or the cluster is closing) is not done: no row of it
+            # is failed (the engine gives a cancelled row no result)
+            done.extend((task_id, CANCELLED) for task_id in task_ids)
+            return
         if status == "error":
             error = future.exception()
             if isinstance(error, distributed.KilledWorker):
@@ -381,9 +426,23 @@ class DaskExecutor(Executor):
         self._suspects.clear()
 
     def cancel_queued(self) -> list[int]:
+        """The run is interrupted: drop the rows not yet sent, and tell every dask
+        worker that this run's chunks start no more rows, so each chunk out comes back
+        at once with the rows it finished (written and cached by the engine) and the
+        rest ``cancelled``. The message goes from a thread: the engine's drain is not
+        held by a slow worker."""
+        self._interrupted = True
         dropped = [task_id for task_id, _ in [*self._pending, *self._suspects]]
         self._pending.clear()
         self._suspects.clear()
+        if self._futures and self.client is not None and self._lost is None:
+            client, name = self.client, self._name
+
+            def tell() -> None:
+                with contextlib.suppress(Exception):
+                    client.run(stop_starting_rows, name, on_error="ignore")
+
+            threading.Thread(target=tell, name="geofetch-dask-stop", daemon=True).start()
         return dropped
 
     def aborted(self) -> RunAborted | None:

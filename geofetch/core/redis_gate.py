@@ -178,10 +178,24 @@ class RedisGate:
         try:
             reply: list[Any] = script(keys=self.keys, args=args)
         except redis.RedisError as exc:
-            message = redact(f"{type(exc).__name__}: {exc}", self._secrets())
+            message = self._explain(exc)
             self._lost = GateUnavailable(f"{self.where} cannot be used: {message}")
             raise self._lost from None
         return reply
+
+    def _explain(self, exc: Exception) -> str:
+        """One line for a Redis error, never showing the password: a server that wants
+        a password, or refuses the one given, says so and how to give one."""
+        import redis
+
+        if isinstance(exc, redis.AuthenticationError) or (
+                isinstance(exc, redis.ResponseError) and str(exc).startswith("NOAUTH")):
+            if urlsplit(self.url).password is None:
+                return ("the server needs a password: give it in the URL, "
+                        "redis://:PASSWORD@HOST:PORT/DB (or in GEOFETCH_REDIS_URL)")
+            return ("the server refused the user name or password in the URL "
+                    f"({type(exc).__name__})")
+        return redact(f"{type(exc).__name__}: {exc}", self._secrets())
 
     def shared_key(self, kind: str, part: str, *, per_run: bool = False) -> str:
         """A key beside the gate's, in its hash slot: ``geofetch:{NAME}:KIND:PART``
@@ -211,7 +225,7 @@ class RedisGate:
         try:
             return call(self._client)
         except redis.RedisError as exc:
-            message = redact(f"{type(exc).__name__}: {exc}", self._secrets())
+            message = self._explain(exc)
             self._lost = GateUnavailable(f"{self.where} cannot be used: {message}")
             raise self._lost from None
 
