@@ -6,7 +6,7 @@ One sweep, the same for every executor × workers pair::
       (fresh slice per pair)   (counters)      (timed: pool start-up included)
                                                            │ per-row elapsed
     rows/s, p50/p95/max latency, failures, startup ◄───────┘
-    then per executor: speedup over its smallest pool, and
+    then per executor: speedup over its 1-thread run at its smallest pool, and
     efficiency = rows/s ÷ ideal,  ideal = min(rate, workers × threads / latency)
 
 ``threads`` (the process executor's ``--threads``) multiplies each process pair
@@ -177,17 +177,22 @@ def summarize(
     latency_seconds: float | None,
     rate: float | None,
 ) -> list[BenchRow]:
-    """Report rows, in the order given: speedup over the smallest pool of the same
-    executor and threads, and efficiency = rows/s ÷ :func:`ideal_rate` of
-    ``workers × threads`` (``None`` without an ideal)."""
+    """Report rows, in the order given: speedup over one base run per executor, and
+    efficiency = rows/s ÷ :func:`ideal_rate` of ``workers × threads`` (``None``
+    without an ideal).
+
+    The base of an executor is its run with the fewest threads per process (1 when
+    there is one) at the smallest pool: ``process × 2 workers × 16 threads`` is
+    measured against ``process × 2 workers × 1 thread``, so a row shows what its
+    threads and its workers together bring, as one scale for the executor."""
     measured = list(measurements)
-    base: dict[tuple[str, int], float] = {}
-    for m in sorted(measured, key=lambda m: m.workers):
-        base.setdefault((m.executor, m.threads), _rows_per_second(m))
+    base: dict[str, float] = {}
+    for m in sorted(measured, key=lambda m: (m.threads, m.workers)):
+        base.setdefault(m.executor, _rows_per_second(m))
     rows = []
     for m in measured:
         speed = _rows_per_second(m)
-        first = base[(m.executor, m.threads)]
+        first = base[m.executor]
         ideal = ideal_rate(m.workers * m.threads, latency_seconds, rate)
         rows.append(BenchRow(
             executor=m.executor,

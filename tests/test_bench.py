@@ -96,6 +96,21 @@ def test_summarize_rates_speedup_and_efficiency():
     assert process.startup_ms == pytest.approx(750.0)
 
 
+def test_speedup_of_threads_is_over_the_executors_one_thread_run():
+    # bench --threads 1,16 --workers 2: before, both rows said 1.00x.
+    measured = [
+        Measurement("process", 2, 10.0, tuple([0.05] * 100), requests=100),  # 10 rows/s
+        Measurement("process", 2, 1.0, tuple([0.05] * 100), threads=16, requests=100),
+        Measurement("process", 4, 0.5, tuple([0.05] * 100), threads=16, requests=100),
+        Measurement("thread", 2, 2.0, tuple([0.05] * 100), requests=100),
+    ]
+    rows = summarize(measured, latency_seconds=0.05, rate=None)
+    assert [r.speedup for r in rows] == pytest.approx([1.0, 10.0, 20.0, 1.0])
+    # no 1-thread run: the fewest threads at the smallest pool is the base
+    rows = summarize(measured[1:3], latency_seconds=0.05, rate=None)
+    assert [r.speedup for r in rows] == pytest.approx([1.0, 2.0])
+
+
 def test_summarize_with_a_rate_limit_and_without_an_ideal():
     capped = summarize(_fixed(), latency_seconds=0.05, rate=40.0)
     assert [r.ideal for r in capped] == [40.0, 20.0, 40.0]
@@ -166,7 +181,11 @@ def test_threads_sweep_the_process_executor_only_and_multiply_its_ideal(cli):
         assert row["rows"] == 12 and row["failures"] == 0
         assert row["ideal"] == pytest.approx(row["workers"] * row["threads"] / 0.01)
         assert 1 <= row["in_flight"] <= row["workers"] * row["threads"]
-    assert rows[4]["speedup"] == 1.0  # each threads setting is its own baseline
+    # one base per executor: its 1-thread run at the smallest pool (before, each
+    # threads setting was its own base, so every x 1-worker row said 1.00x)
+    base = rows[2]["rows_per_second"]
+    for row in rows[2:]:
+        assert row["speedup"] == pytest.approx(row["rows_per_second"] / base)
     assert max(r["in_flight"] for r in rows[4:]) > 2  # threads really ran at once
     progress = [line for line in result.stderr.splitlines() if " workers" in line]
     assert "process × 2 workers × 3 threads: 12 rows" in progress[-1]

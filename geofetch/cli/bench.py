@@ -69,7 +69,8 @@ def register(subparsers: Any) -> None:
             "Start the local server in the background with --latency (and --rate as its "
             "rate limit), geocode --requests distinct places through the google provider "
             "for every executor × workers pair, and report rows/s, p50/p95/max request "
-            "latency, failures, speedup over the smallest pool and efficiency = rows/s ÷ "
+            "latency, failures, speedup over the same executor's 1-thread run at the "
+            "smallest pool (fewest --threads when 1 is not swept) and efficiency = rows/s ÷ "
             "min(rate, workers / latency). Pool start-up is inside the measured time. "
             "Exit status 1 if any row failed."
         ),
