@@ -36,6 +36,19 @@
   :class:`~geofetch.exceptions.SchedulerUnavailable` and :meth:`aborted` says so;
   the job then stops (exit status 3).
 
+* **An interrupt** (the engine's :meth:`~DaskExecutor.cancel_queued`): rows not yet
+  sent are dropped, and every dask worker is told (``Client.run``; the plugin's
+  ``stopping`` flag, read before each row) that this run's chunks start no more
+  rows: each chunk out comes back at once with the rows it finished, which the
+  engine caches and writes, and the rest ``cancelled``. A chunk that does not come
+  back once the run is interrupted is ``cancelled`` too, never ``failed``. The
+  worker processes of a local cluster ignore SIGINT and SIGTERM (as the process
+  executor's do), so a signal to the whole process group reaches the coordinator
+  alone, which stops the run this way and then closes the cluster.
+* **A killed coordinator** (SIGKILL: nothing can flush): the rows of chunks that
+  had come back are in the cache; answers inside chunks still out are lost with
+  it and asked again by the next run: at most ``threads x chunk`` rows.
+
 * **A hung row** (a call that ignores every timeout): a chunk gets ``task_seconds``
   per row, its own and those already out before it per thread; past that its rows
   are ``failed`` with ``WorkerTimeout`` and the dask worker running it is restarted
