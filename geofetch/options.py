@@ -8,6 +8,7 @@ worker).
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 from collections.abc import Callable
@@ -135,6 +136,8 @@ def _check_cluster(options: RunOptions) -> None:
         from .redis_url import check_gate_name, check_gate_url
 
         check_gate_url(options.gate)
+        if importlib.util.find_spec("redis") is None:
+            raise UsageError("--gate redis://... needs redis-py: pip install 'geofetch[dask]'")
         if options.gate_name is not None:
             check_gate_name(options.gate_name)
     elif options.gate_name is not None:

@@ -9,6 +9,7 @@ import csv
 import io
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -273,6 +274,26 @@ def test_an_unreachable_gate_is_a_usage_error_without_its_password(cli, tmp_path
     assert result.status == 2
     assert result.stderr.count("\n") == 1 and f"redis://127.0.0.1:{port}" in result.stderr
     assert "s3cret" not in result.stderr
+    assert result.stdout == ""  # was the CSV header, written before the gate failed
+
+
+def test_an_unreachable_gate_leaves_an_output_file_as_it_was(cli, tmp_path):
+    out = tmp_path / "out.csv"
+    out.write_text("kept\n", encoding="utf-8")
+    port = RedisServer().port  # nothing listens there
+    result = cli(["geocode", _places(tmp_path, 3), "-o", str(out), "--provider", "nominatim",
+                  "--base-url", "http://127.0.0.1:1", "--gate", f"redis://127.0.0.1:{port}/0"])
+    assert result.status == 2
+    assert out.read_text(encoding="utf-8") == "kept\n"
+
+
+def test_a_gate_without_redis_py_says_how_to_install_it(cli, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "redis", None)  # as if redis-py were not installed
+    result = cli(["geocode", _places(tmp_path, 3), "--provider", "nominatim",
+                  "--base-url", "http://127.0.0.1:1", "--gate", "redis://127.0.0.1:6379/0"])
+    assert result.status == 2, result.stderr  # was 70, ModuleNotFoundError
+    assert result.stderr.count("\n") == 1 and "geofetch[dask]" in result.stderr
+    assert result.stdout == ""
 
 
 def test_gate_pickles_to_the_same_schedule(redis_url):

@@ -287,11 +287,14 @@ def execute(
     except (OutputError, InputError):
         output.discard()  # a run that cannot read on or write: the old file stays
         raise
+    except UsageError:
+        if job.counts.total() == 0:  # the run could not start (its gate, its cluster):
+            output.discard()  # no header, and the old file stays
+            raise
+        _keep_rows_done(writer, output)
+        raise
     except BaseException:
-        with contextlib.suppress(OutputError):
-            if writer is not None:
-                writer.close()  # a whole document: the header, the GeoJSON's end
-            output.commit()  # the rows done so far are whole: keep them
+        _keep_rows_done(writer, output)
         raise
     output.commit()
     env.stderr.write(job.summary() + "\n")
@@ -302,6 +305,15 @@ def execute(
         env.stderr.write(f"geofetch: run aborted: {job.aborted}\n")
         return ExitStatus.ABORTED
     return ExitStatus.FAILED_ROWS if job.counts["failed"] else ExitStatus.OK
+
+
+def _keep_rows_done(writer: Any, output: Any) -> None:
+    """Close the document (the header, the GeoJSON's end) and keep the rows done so
+    far: they are whole."""
+    with contextlib.suppress(OutputError):
+        if writer is not None:
+            writer.close()
+        output.commit()
 
 
 def _progress_bar(args: argparse.Namespace, env: Environment, total: int | None) -> Any:
