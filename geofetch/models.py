@@ -56,7 +56,53 @@ class Rejected(str):
 
 
 @dataclass
-class GeocodeResult:
+class _AddressResult:
+    """What a geocoding and a reverse geocoding row hold alike: the answer, the
+    address fields, the row's status and cost."""
+
+    query: str
+    lat: float | None = None
+    lng: float | None = None
+    formatted_address: str | None = None
+    status: str = FAILED
+    error: str | None = None
+    attempts: int = 0
+    elapsed: float = 0.0
+    raw: Any = field(default=None, repr=False)
+    country_code: str | None = None
+    country: str | None = None
+    admin1: str | None = None
+    locality: str | None = None
+    postcode: str | None = None
+    place_id: str | None = None
+    precision: str | None = None
+    confidence: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the provider answered with a place."""
+        return self.status == OK
+
+    def fields(self) -> dict[str, Any]:
+        """The address fields by name (:data:`ADDRESS_FIELDS`)."""
+        return {name: getattr(self, name) for name in ADDRESS_FIELDS}
+
+    def columns(self) -> dict[str, Any]:
+        """The output columns of this row: ``lat``, ``lng``, ``formatted_address``,
+        the address fields, ``status`` and ``error`` (for a reverse row, ``lat`` and
+        ``lng`` are the point asked: the GeoJSON writer's geometry)."""
+        return {
+            "lat": self.lat,
+            "lng": self.lng,
+            "formatted_address": self.formatted_address,
+            **self.fields(),
+            "status": self.status,
+            "error": self.error,
+        }
+
+
+@dataclass
+class GeocodeResult(_AddressResult):
     """The outcome of geocoding one place.
 
     ``lat``, ``lng`` and ``formatted_address`` are set only when ``status == "ok"``;
@@ -69,48 +115,9 @@ class GeocodeResult:
     provider gives none, and for rows that are not ``ok``.
     """
 
-    query: str
-    lat: float | None = None
-    lng: float | None = None
-    formatted_address: str | None = None
-    status: str = FAILED
-    error: str | None = None
-    attempts: int = 0
-    elapsed: float = 0.0
-    raw: Any = field(default=None, repr=False)
-    country_code: str | None = None
-    country: str | None = None
-    admin1: str | None = None
-    locality: str | None = None
-    postcode: str | None = None
-    place_id: str | None = None
-    precision: str | None = None
-    confidence: float | None = None
-
-    @property
-    def ok(self) -> bool:
-        """True when coordinates were obtained."""
-        return self.status == OK
-
-    def fields(self) -> dict[str, Any]:
-        """The address fields by name (:data:`ADDRESS_FIELDS`)."""
-        return {name: getattr(self, name) for name in ADDRESS_FIELDS}
-
-    def columns(self) -> dict[str, Any]:
-        """The output columns of this row (:data:`GEOCODE_COLUMNS` with the address
-        fields before ``status``)."""
-        return {
-            "lat": self.lat,
-            "lng": self.lng,
-            "formatted_address": self.formatted_address,
-            **self.fields(),
-            "status": self.status,
-            "error": self.error,
-        }
-
 
 @dataclass
-class ReverseResult:
+class ReverseResult(_AddressResult):
     """The outcome of reverse geocoding one point.
 
     ``query`` is the point as asked (``"52.52,13.405"``, or the cells as read);
@@ -120,45 +127,6 @@ class ReverseResult:
     provider's holds the city's point and its ``distance_km``). ``status``,
     ``error``, ``attempts``, ``elapsed`` as in :class:`GeocodeResult`.
     """
-
-    query: str
-    lat: float | None = None
-    lng: float | None = None
-    formatted_address: str | None = None
-    status: str = FAILED
-    error: str | None = None
-    attempts: int = 0
-    elapsed: float = 0.0
-    raw: Any = field(default=None, repr=False)
-    country_code: str | None = None
-    country: str | None = None
-    admin1: str | None = None
-    locality: str | None = None
-    postcode: str | None = None
-    place_id: str | None = None
-    precision: str | None = None
-    confidence: float | None = None
-
-    @property
-    def ok(self) -> bool:
-        """True when an address was obtained."""
-        return self.status == OK
-
-    def fields(self) -> dict[str, Any]:
-        """The address fields by name (:data:`ADDRESS_FIELDS`)."""
-        return {name: getattr(self, name) for name in ADDRESS_FIELDS}
-
-    def columns(self) -> dict[str, Any]:
-        """The output columns (:data:`REVERSE_COLUMNS` with the address fields before
-        ``status``), plus ``lat``/``lng`` of the point for the GeoJSON writer."""
-        return {
-            "lat": self.lat,
-            "lng": self.lng,
-            "formatted_address": self.formatted_address,
-            **self.fields(),
-            "status": self.status,
-            "error": self.error,
-        }
 
 
 @dataclass
